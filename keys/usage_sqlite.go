@@ -1,0 +1,284 @@
+package keys
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Usage bucket sizes in seconds. Buckets are aligned to unix time, so to UTC.
+const (
+	minuteSeconds = 60
+	hourSeconds   = 3600
+	daySeconds    = 86400
+)
+
+// UsageTop is one row of a top-traffic list: a key, user or org id and its
+// traffic.
+type UsageTop struct {
+	ID          string `json:"id"`
+	Allowed     int64  `json:"allowed"`
+	RateLimited int64  `json:"rate_limited"`
+}
+
+// usageStep returns the bucket size of a usage interval name.
+func usageStep(interval string) (int64, bool) {
+	switch interval {
+	case "minute":
+		return minuteSeconds, true
+	case "hour":
+		return hourSeconds, true
+	case "day":
+		return daySeconds, true
+	}
+	return 0, false
+}
+
+// alignDown returns the start of the step-sized bucket holding t.
+func alignDown(t, step int64) int64 {
+	r := t % step
+	if r < 0 {
+		r += step
+	}
+	return t - r
+}
+
+// AddUsage adds counts to the minute buckets and raises each key's
+// last_used_at to the latest minute it had traffic in (it never goes back).
+// The whole batch is one transaction. Counts for keys that do not exist
+// (deleted since the request) are dropped silently; empty counts are skipped.
+func (s *SQLite) AddUsage(ctx context.Context, counts []UsageCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		// The EXISTS guard drops counts for deleted keys instead of
+		// resurrecting usage rows nobody can ever delete.
+		add, err := tx.PrepareContext(ctx, `INSERT INTO usage_minute (key_id, t, allowed, rate_limited)
+			SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)
+			ON CONFLICT (key_id, t) DO UPDATE SET
+				allowed = allowed + excluded.allowed,
+				rate_limited = rate_limited + excluded.rate_limited`)
+		if err != nil {
+			return err
+		}
+		defer add.Close()
+		latest := make(map[string]int64, len(counts))
+		for _, c := range counts {
+			if c.Allowed == 0 && c.RateLimited == 0 {
+				continue
+			}
+			m := alignDown(c.Minute, minuteSeconds)
+			if _, err := add.ExecContext(ctx, c.KeyID, m, c.Allowed, c.RateLimited); err != nil {
+				return err
+			}
+			if t, ok := latest[c.KeyID]; !ok || m > t {
+				latest[c.KeyID] = m
+			}
+		}
+		touch, err := tx.PrepareContext(ctx, `UPDATE api_keys SET last_used_at = ?2
+			WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)`)
+		if err != nil {
+			return err
+		}
+		defer touch.Close()
+		for id, t := range latest {
+			if _, err := touch.ExecContext(ctx, id, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add usage: %w", err)
+	}
+	return nil
+}
+
+// usageKeys returns the SQL condition on key_id selecting q's keys and its
+// argument.
+func usageKeys(q UsageQuery) (string, string, error) {
+	n := 0
+	for _, v := range [...]string{q.KeyID, q.UserID, q.OrgID} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return "", "", Errorf(EInvalid, "usage: name exactly one of key_id, user_id and org_id")
+	}
+	switch {
+	case q.KeyID != "":
+		return `key_id = ?`, q.KeyID, nil
+	case q.UserID != "":
+		return fmt.Sprintf(`key_id IN (SELECT id FROM api_keys WHERE user_id = ? AND type = %d)`, TypePersonal), q.UserID, nil
+	default:
+		return fmt.Sprintf(`key_id IN (SELECT id FROM api_keys WHERE org_id = ? AND type = %d)`, TypeOrg), q.OrgID, nil
+	}
+}
+
+// Usage returns the traffic of q's keys per interval, oldest first, and its
+// total (allowed plus rate limited). A point covers [T, T+interval) with T
+// aligned to the interval in UTC; the points returned are those with
+// align(q.From) ≤ T < q.To, so a partial first or last bucket is reported
+// whole. Only buckets with traffic are returned (never nil); FillUsage adds
+// the empty ones.
+//
+// Minute points exist for the minute retention only (older minutes are rolled
+// up into hours); hour and day points combine rolled-up hours with minutes
+// not yet rolled up, read in one snapshot, so nothing is counted twice.
+func (s *SQLite) Usage(ctx context.Context, q UsageQuery) ([]UsagePoint, int64, error) {
+	step, ok := usageStep(q.Interval)
+	if !ok {
+		return nil, 0, Errorf(EInvalid, "usage: interval %q is not minute, hour or day", q.Interval)
+	}
+	cond, arg, err := usageKeys(q)
+	if err != nil {
+		return nil, 0, err
+	}
+	from := alignDown(q.From, step)
+	points := []UsagePoint{}
+	if q.To <= from {
+		return points, 0, nil
+	}
+	// Every row of [from, to) belongs to a bucket starting before q.To.
+	to := alignDown(q.To-1, step) + step
+	rows := fmt.Sprintf(`SELECT t, allowed, rate_limited FROM usage_minute WHERE %s AND t >= ? AND t < ?`, cond)
+	args := []any{arg, from, to}
+	if step > minuteSeconds {
+		rows += fmt.Sprintf(` UNION ALL SELECT t, allowed, rate_limited FROM usage_hour WHERE %s AND t >= ? AND t < ?`, cond)
+		args = append(args, arg, from, to)
+	}
+	query := fmt.Sprintf(`SELECT (t / %[1]d) * %[1]d AS b, SUM(allowed), SUM(rate_limited)
+		FROM (%[2]s) GROUP BY b ORDER BY b`, step, rows)
+	r, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("usage: %w", err)
+	}
+	defer r.Close()
+	var total int64
+	for r.Next() {
+		var p UsagePoint
+		if err := r.Scan(&p.T, &p.Allowed, &p.RateLimited); err != nil {
+			return nil, 0, fmt.Errorf("usage: %w", err)
+		}
+		total += p.Allowed + p.RateLimited
+		points = append(points, p)
+	}
+	if err := r.Err(); err != nil {
+		return nil, 0, fmt.Errorf("usage: %w", err)
+	}
+	return points, total, nil
+}
+
+// FillUsage returns points, as returned by Usage for q, with a zero point
+// for every empty bucket of q's range, so that a chart has one point per
+// interval. points must be sorted by T. An unknown interval returns points
+// unchanged.
+func FillUsage(points []UsagePoint, q UsageQuery) []UsagePoint {
+	step, ok := usageStep(q.Interval)
+	if !ok {
+		return points
+	}
+	from := alignDown(q.From, step)
+	if q.To <= from {
+		return points
+	}
+	out := make([]UsagePoint, 0, (q.To-from+step-1)/step)
+	i := 0
+	for t := from; t < q.To; t += step {
+		for i < len(points) && points[i].T < t {
+			i++ // outside the range or not aligned
+		}
+		if i < len(points) && points[i].T == t {
+			out = append(out, points[i])
+			i++
+			continue
+		}
+		out = append(out, UsagePoint{T: t})
+	}
+	return out
+}
+
+// CompactUsage rolls the minute buckets of hours that ended minuteRetention
+// before now into hour buckets (adding to what is there) and deletes them,
+// then deletes the hour buckets that started retention before now. Only
+// whole hours are rolled up. It is one transaction, so readers see either
+// the minutes or the hours, never both or neither.
+func (s *SQLite) CompactUsage(ctx context.Context, now time.Time, minuteRetention, retention time.Duration) error {
+	cut := alignDown(now.Add(-minuteRetention).Unix(), hourSeconds)
+	oldest := now.Add(-retention).Unix()
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_hour (key_id, t, allowed, rate_limited)
+			SELECT key_id, (t / 3600) * 3600 AS h, SUM(allowed), SUM(rate_limited)
+			FROM usage_minute WHERE t < ? GROUP BY key_id, h
+			ON CONFLICT (key_id, t) DO UPDATE SET
+				allowed = allowed + excluded.allowed,
+				rate_limited = rate_limited + excluded.rate_limited`, cut); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM usage_minute WHERE t < ?`, cut); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM usage_hour WHERE t < ?`, oldest)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("compact usage: %w", err)
+	}
+	return nil
+}
+
+// usageSince sums traffic per key in the buckets starting at or after ?1.
+const usageSince = `WITH u AS (
+	SELECT key_id, SUM(allowed) AS a, SUM(rate_limited) AS r FROM (
+		SELECT key_id, allowed, rate_limited FROM usage_minute WHERE t >= ?1
+		UNION ALL
+		SELECT key_id, allowed, rate_limited FROM usage_hour WHERE t >= ?1
+	) GROUP BY key_id
+) `
+
+// TopKeys returns the n keys with the most traffic (allowed plus rate
+// limited) in the buckets starting at or after since (unix seconds), most
+// first. Never nil.
+func (s *SQLite) TopKeys(ctx context.Context, since int64, n int) ([]UsageTop, error) {
+	return s.top(ctx, "top keys", usageSince+`SELECT key_id, a, r FROM u ORDER BY a + r DESC, key_id LIMIT ?2`, since, n)
+}
+
+// TopUsers is TopKeys summed over each user's personal keys.
+func (s *SQLite) TopUsers(ctx context.Context, since int64, n int) ([]UsageTop, error) {
+	return s.top(ctx, "top users", usageSince+fmt.Sprintf(`SELECT k.user_id, SUM(u.a) AS a, SUM(u.r) AS r
+		FROM u JOIN api_keys k ON k.id = u.key_id WHERE k.type = %d
+		GROUP BY k.user_id ORDER BY SUM(u.a) + SUM(u.r) DESC, k.user_id LIMIT ?2`, TypePersonal), since, n)
+}
+
+// TopOrgs is TopKeys summed over each org's org keys.
+func (s *SQLite) TopOrgs(ctx context.Context, since int64, n int) ([]UsageTop, error) {
+	return s.top(ctx, "top orgs", usageSince+fmt.Sprintf(`SELECT k.org_id, SUM(u.a) AS a, SUM(u.r) AS r
+		FROM u JOIN api_keys k ON k.id = u.key_id WHERE k.type = %d
+		GROUP BY k.org_id ORDER BY SUM(u.a) + SUM(u.r) DESC, k.org_id LIMIT ?2`, TypeOrg), since, n)
+}
+
+func (s *SQLite) top(ctx context.Context, what, query string, since int64, n int) ([]UsageTop, error) {
+	out := []UsageTop{}
+	if n <= 0 {
+		return out, nil
+	}
+	rows, err := s.rdb.QueryContext(ctx, query, since, n)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u UsageTop
+		if err := rows.Scan(&u.ID, &u.Allowed, &u.RateLimited); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
