@@ -435,3 +435,18 @@ func TestMigrationsRecordedOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestImportIgnoresDefaultExpiration(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.DefaultExpiration = "1mo" })
+	ks, err := h.svc.ImportKeys(context.Background(), []CreateKeyInput{{Token: "legacy-forever"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks[0].ExpiresAt != nil {
+		t.Fatalf("imported key expires at %d; it should keep working as before", *ks[0].ExpiresAt)
+	}
+	k, _ := h.key(CreateKeyInput{})
+	if k.ExpiresAt == nil {
+		t.Fatal("a minted key ignores default_expiration")
+	}
+}

@@ -249,9 +249,14 @@ func (s *Service) prepareKey(ctx context.Context, in *CreateKeyInput, imported b
 	if msg != "" {
 		fe.add("metadata", msg)
 	}
-	expiresAt, field, msg := s.expiry(now, in.ExpiresIn, in.ExpiresAt)
-	if msg != "" {
-		fe.add(field, msg)
+	var expiresAt *int64
+	// Imported keys keep working as they did: the default expiration applies
+	// only to keys keygate mints.
+	if !imported || in.ExpiresIn != "" || in.ExpiresAt != nil {
+		var field, msg string
+		if expiresAt, field, msg = s.expiry(now, in.ExpiresIn, in.ExpiresAt); msg != "" {
+			fe.add(field, msg)
+		}
 	}
 	k := &Key{ID: NewID(), Type: typ, UserID: in.UserID, OrgID: in.OrgID, DisplayName: in.DisplayName,
 		Metadata: meta, CreatedAt: now.Unix(), ExpiresAt: expiresAt, Imported: imported}

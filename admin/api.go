@@ -1,0 +1,324 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limiter"
+)
+
+// maxImportKeys bounds one import call; bigger imports are split by the caller.
+const maxImportKeys = 10_000
+
+// routes registers the API (documented in API.md).
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", s.api(s.serveMetrics))
+
+	m.Handle("POST /v1/keys", s.api(s.createKey))
+	m.Handle("GET /v1/keys", s.api(s.listKeys))
+	m.Handle("POST /v1/keys/import", s.api(s.importKeys))
+	m.Handle("GET /v1/keys/{id}", s.api(s.getKey))
+	m.Handle("PATCH /v1/keys/{id}", s.api(s.patchKey))
+	m.Handle("POST /v1/keys/{id}/archive", s.api(s.archiveKey))
+	m.Handle("DELETE /v1/keys/{id}", s.api(s.deleteKey))
+	m.Handle("POST /v1/validate", s.api(s.validate))
+
+	m.Handle("GET /v1/users", s.api(s.listUsers))
+	m.Handle("PUT /v1/users/{id}", s.api(s.putUser))
+	m.Handle("GET /v1/users/{id}", s.api(s.getUser))
+	m.Handle("POST /v1/users/{id}/block", s.api(s.blockUser))
+	m.Handle("POST /v1/users/{id}/unblock", s.api(s.unblockUser))
+	m.Handle("DELETE /v1/users/{id}", s.api(s.deleteUser))
+
+	m.Handle("GET /v1/orgs", s.api(s.listOrgs))
+	m.Handle("PUT /v1/orgs/{id}", s.api(s.putOrg))
+	m.Handle("GET /v1/orgs/{id}", s.api(s.getOrg))
+	m.Handle("DELETE /v1/orgs/{id}", s.api(s.deleteOrg))
+	m.Handle("PUT /v1/orgs/{id}/members/{user_id}", s.api(s.putMember))
+	m.Handle("DELETE /v1/orgs/{id}/members/{user_id}", s.api(s.deleteMember))
+
+	m.Handle("GET /v1/usage", s.api(s.getUsage))
+	m.Handle("GET /v1/audit", s.api(s.listAudit))
+	m.Handle("POST /v1/portal-links", s.api(s.createPortalLink))
+
+	// One catch-all per method rather than "/v1/", which would conflict
+	// with a page route such as "GET /".
+	for _, method := range apiMethods {
+		m.Handle(method+" /v1/", s.api(s.noRoute))
+	}
+}
+
+// keyWithToken is a new key's record plus its token, shown only once.
+type keyWithToken struct {
+	*keys.Key
+	Token string `json:"token"`
+}
+
+type createKeyRequest struct {
+	Type        string          `json:"type"`
+	UserID      string          `json:"user_id"`
+	OrgID       string          `json:"org_id"`
+	DisplayName string          `json:"display_name"`
+	Metadata    json.RawMessage `json:"metadata"`
+	ExpiresIn   string          `json:"expires_in"`
+	ExpiresAt   *int64          `json:"expires_at"`
+}
+
+// keyType parses an optional key type field; "" lets keys infer it.
+func keyType(field, s string) (keys.Type, error) {
+	if s == "" {
+		return 0, nil
+	}
+	t, err := keys.ParseType(s)
+	if err != nil {
+		return 0, badField(field, "must be personal, org or generic")
+	}
+	return t, nil
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
+	var req createKeyRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	typ, err := keyType("type", req.Type)
+	if err != nil {
+		return err
+	}
+	k, token, err := s.svc.CreateKey(r.Context(), keys.CreateKeyInput{
+		Type: typ, UserID: req.UserID, OrgID: req.OrgID, DisplayName: req.DisplayName,
+		Metadata: metadataOf(req.Metadata), ExpiresIn: req.ExpiresIn, ExpiresAt: req.ExpiresAt,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, keyWithToken{Key: k, Token: token})
+	return nil
+}
+
+type importRequest struct {
+	Keys []json.RawMessage `json:"keys"`
+}
+
+type importKey struct {
+	Token       string          `json:"token"`
+	TokenSHA256 string          `json:"token_sha256"`
+	Type        string          `json:"type"`
+	UserID      string          `json:"user_id"`
+	OrgID       string          `json:"org_id"`
+	DisplayName string          `json:"display_name"`
+	Metadata    json.RawMessage `json:"metadata"`
+	ExpiresAt   *int64          `json:"expires_at"`
+}
+
+// importKeys imports existing tokens, all or nothing.
+func (s *Server) importKeys(w http.ResponseWriter, r *http.Request) error {
+	b, err := readBody(w, r, maxImportBodyBytes)
+	if err != nil {
+		return err
+	}
+	var req importRequest
+	if err := decodeObject(b, &req, "body"); err != nil {
+		return err
+	}
+	switch {
+	case len(req.Keys) == 0:
+		return badField("keys", "required: a list of at least one key")
+	case len(req.Keys) > maxImportKeys:
+		return badField("keys", fmt.Sprintf("at most %d keys per call (got %d)", maxImportKeys, len(req.Keys)))
+	}
+	ins := make([]keys.CreateKeyInput, len(req.Keys))
+	for i, raw := range req.Keys {
+		// Each element on its own, so that errors name keys[i].field.
+		name := "keys[" + strconv.Itoa(i) + "]"
+		var k importKey
+		if err := decodeObject(raw, &k, name); err != nil {
+			return err
+		}
+		typ, err := keyType(name+".type", k.Type)
+		if err != nil {
+			return err
+		}
+		ins[i] = keys.CreateKeyInput{
+			Type: typ, UserID: k.UserID, OrgID: k.OrgID, DisplayName: k.DisplayName,
+			Metadata: metadataOf(k.Metadata), ExpiresAt: k.ExpiresAt, Token: k.Token, TokenHash: k.TokenSHA256,
+		}
+	}
+	ks, err := s.svc.ImportKeys(r.Context(), ins)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string][]*keys.Key{"keys": ks})
+	return nil
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "user_id", "org_id", "type", "status", "search", "page_size", "cursor")
+	f := keys.KeyFilter{
+		UserID: q.ownerID("user_id"),
+		OrgID:  q.ownerID("org_id"),
+		Status: q.str("status"),
+		Search: q.str("search"),
+		Limit:  int(q.integer("page_size", 100, 1, 1000)),
+		Cursor: q.str("cursor"),
+	}
+	if t := q.str("type"); t != "" {
+		var err error
+		if f.Type, err = keys.ParseType(t); err != nil {
+			q.add("type", "must be personal, org or generic")
+		}
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	ks, next, err := s.svc.ListKeys(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if ks == nil {
+		ks = []keys.Key{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Keys       []keys.Key `json:"keys"`
+		NextCursor string     `json:"next_cursor"`
+	}{ks, next})
+	return nil
+}
+
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	k, err := s.svc.GetKey(r.Context(), id)
+	if err != nil {
+		return notFoundAs(err, "key %s not found", id)
+	}
+	writeJSON(w, http.StatusOK, k)
+	return nil
+}
+
+type patchKeyRequest struct {
+	DisplayName *string         `json:"display_name"`
+	Metadata    json.RawMessage `json:"metadata"`
+	// ExpiresAt: absent leaves it, null means never, a number sets it.
+	ExpiresAt   json.RawMessage `json:"expires_at"`
+	NeverExpire *bool           `json:"never_expire"`
+}
+
+func (s *Server) patchKey(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if !keys.ValidKeyID(id) {
+		// Before the body, so a bad id is named even with a bad body.
+		return badField("id", "must be 32 lowercase hex characters")
+	}
+	var req patchKeyRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	p := keys.KeyPatch{DisplayName: req.DisplayName, Metadata: metadataOf(req.Metadata)}
+	if req.NeverExpire != nil {
+		p.NeverExpire = *req.NeverExpire
+	}
+	switch {
+	case req.ExpiresAt == nil:
+	case string(req.ExpiresAt) == "null":
+		if req.NeverExpire != nil && !*req.NeverExpire {
+			return badField("never_expire", "contradicts expires_at: null (which means never)")
+		}
+		p.NeverExpire = true
+	default:
+		var at int64
+		if err := json.Unmarshal(req.ExpiresAt, &at); err != nil {
+			return badField("expires_at", "must be unix seconds (an integer) or null for never")
+		}
+		p.ExpiresAt = &at
+	}
+	k, err := s.svc.UpdateKey(r.Context(), id, p)
+	if err != nil {
+		return notFoundAs(err, "key %s not found", id)
+	}
+	writeJSON(w, http.StatusOK, k)
+	return nil
+}
+
+func (s *Server) archiveKey(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	k, err := s.svc.ArchiveKey(r.Context(), id)
+	if err != nil {
+		return notFoundAs(err, "key %s not found", id)
+	}
+	writeJSON(w, http.StatusOK, k)
+	return nil
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := s.svc.DeleteKey(r.Context(), id); err != nil {
+		return notFoundAs(err, "key %s not found", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type validateRequest struct {
+	APIKey string `json:"api_key"`
+}
+
+// userInOrg is the creator's membership in an org key's org.
+type userInOrg struct {
+	OrgID string `json:"org_id"`
+	Role  string `json:"role"`
+}
+
+type validateResponse struct {
+	Key       *keys.Key       `json:"key"`
+	User      *keys.User      `json:"user"`
+	Org       *keys.Org       `json:"org"`
+	UserInOrg *userInOrg      `json:"user_in_org"`
+	Metadata  json.RawMessage `json:"metadata"`
+}
+
+// validate checks a token for an app that does not proxy (SPEC §4.1).
+func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
+	if s.checker == nil {
+		return errorf(http.StatusNotImplemented, codeNotImplemented, "validation is not enabled on this node")
+	}
+	var req validateRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	if req.APIKey == "" {
+		return badField("api_key", "required")
+	}
+	id, res, err := s.checker.Check(r.Context(), req.APIKey)
+	if res.Limit > 0 {
+		h := w.Header()
+		h.Set("RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
+		h.Set("RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+		h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(res.Reset), 10))
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, limiter.ErrLimited):
+		return &rateLimitedError{retryAfter: res.RetryAfter}
+	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExpiredKey):
+		return err
+	default:
+		return &httpError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			message: "the key store is unavailable; try again", cause: err}
+	}
+	if id == nil {
+		return fmt.Errorf("validate: checker returned no identity and no error")
+	}
+	out := validateResponse{Key: &id.Key, User: id.User, Org: id.Org, Metadata: id.Key.Metadata}
+	if id.Key.Type == keys.TypeOrg && id.Role != "" {
+		out.UserInOrg = &userInOrg{OrgID: id.Key.OrgID, Role: id.Role}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

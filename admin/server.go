@@ -1,0 +1,211 @@
+// Package admin serves keygate's admin port: the JSON API of SPEC §4 (see
+// API.md), health, readiness and metrics. Dashboard pages are added to the
+// same mux by other files of this package.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limiter"
+)
+
+// Checker validates a token as a proxied request would: it counts towards
+// usage and rate limits. It returns keys.ErrInvalidKey, keys.ErrExpiredKey,
+// limiter.ErrLimited (with the Result that refused it), or any other error
+// when it could not decide (the store failed).
+type Checker interface {
+	Check(ctx context.Context, token string) (*keys.Identity, limiter.Result, error)
+}
+
+// UsageStore answers usage series; *keys.SQLite implements it.
+type UsageStore interface {
+	Usage(ctx context.Context, q keys.UsageQuery) ([]keys.UsagePoint, int64, error)
+}
+
+// PortalLinker mints single-use links to the self-service pages.
+type PortalLinker interface {
+	NewLink(ctx context.Context, userID, orgID string, ttl time.Duration) (url string, expiresAt int64, err error)
+}
+
+// Options configure a Server. Only Service is required.
+type Options struct {
+	Service *keys.Service
+	// Token is the admin token every API call must present. Empty refuses
+	// every call (the caller generates one when none is configured).
+	Token string
+	// Checker answers POST /v1/validate; nil answers 501 not_implemented.
+	Checker Checker
+	// Usage answers GET /v1/usage; nil answers 501 not_implemented.
+	Usage UsageStore
+	// Metrics writes the Prometheus text exposition; nil answers 404.
+	Metrics func(w io.Writer)
+	// Ready reports whether the node can serve; nil means always ready.
+	Ready func(ctx context.Context) error
+	// PortalLinks answers POST /v1/portal-links; nil answers 501.
+	PortalLinks PortalLinker
+	// Logger defaults to discarding everything.
+	Logger *slog.Logger
+	// Now defaults to time.Now; it sets the default usage range.
+	Now func() time.Time
+}
+
+// Server is the admin port's HTTP handler. Create it with New; it is safe
+// for concurrent use.
+type Server struct {
+	svc     *keys.Service
+	checker Checker
+	usage   UsageStore
+	metrics func(w io.Writer)
+	ready   func(ctx context.Context) error
+	links   PortalLinker
+	log     *slog.Logger
+	now     func() time.Time
+
+	// tokenSum is the SHA-256 of the admin token: comparing digests in
+	// constant time leaks neither the token nor its length.
+	tokenSum [32]byte
+	hasToken bool
+
+	mux     *http.ServeMux
+	handler http.Handler
+}
+
+// New returns a Server with every API route registered on its mux.
+func New(opts Options) *Server {
+	s := &Server{
+		svc:      opts.Service,
+		checker:  opts.Checker,
+		usage:    opts.Usage,
+		metrics:  opts.Metrics,
+		ready:    opts.Ready,
+		links:    opts.PortalLinks,
+		log:      opts.Logger,
+		now:      opts.Now,
+		tokenSum: sha256.Sum256([]byte(opts.Token)),
+		hasToken: opts.Token != "",
+		mux:      http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.routes()
+	mux := s.mux
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Everything done through the admin port is audited as the admin.
+		mux.ServeHTTP(w, r.WithContext(keys.WithActor(r.Context(), "admin")))
+	})
+	return s
+}
+
+// Handler returns the handler of the whole admin port.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Mux returns the mux behind Handler, for adding page routes. The API owns
+// the /v1/ tree and GET /healthz, /readyz and /metrics; "GET /" and other
+// method-qualified patterns outside /v1/ do not conflict with it.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// CheckToken reports whether token is the admin token, in constant time.
+func (s *Server) CheckToken(token string) bool {
+	sum := sha256.Sum256([]byte(token))
+	return s.hasToken && subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
+}
+
+// authorized reports whether r carries "Authorization: Bearer <admin token>".
+func (s *Server) authorized(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && s.CheckToken(strings.TrimSpace(token))
+}
+
+// apiFunc is an API handler; a returned error is answered by writeError.
+type apiFunc func(w http.ResponseWriter, r *http.Request) error
+
+// api wraps an apiFunc with the admin token check and error answering.
+func (s *Server) api(fn apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Answers can carry tokens (key creation): never cache them.
+		w.Header().Set("Cache-Control", "no-store")
+		if !s.authorized(r) {
+			s.writeError(w, r, errUnauthorized)
+			return
+		}
+		if err := fn(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only a bug can get here (every answer type marshals).
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal","message":"could not encode the answer","fields":{}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			// Unauthenticated: the reason goes to the log only.
+			s.log.Warn("not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.metrics == nil {
+		return keys.Errorf(keys.ENotFound, "metrics are not enabled on this node")
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	s.metrics(w)
+	return nil
+}
+
+// apiMethods are the methods the /v1/ catch-all answers for.
+var apiMethods = [...]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// noRoute answers /v1/ requests that match no API route: 405 with Allow
+// when the path exists under another method, 404 otherwise, both as JSON.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range apiMethods {
+		probe := *r
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "" && !strings.HasSuffix(pattern, " /v1/") {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
+	}
+	return keys.Errorf(keys.ENotFound, "no API call %s %s", r.Method, r.URL.Path)
+}
