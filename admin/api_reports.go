@@ -133,8 +133,7 @@ type portalLinkRequest struct {
 
 // Portal link lifetimes, in seconds.
 const (
-	defaultPortalTTL = 900
-	maxPortalTTL     = 86400
+	maxPortalTTL = 86400
 )
 
 // createPortalLink mints a self-service link for an existing, enabled user
@@ -154,7 +153,7 @@ func (s *Server) createPortalLink(w http.ResponseWriter, r *http.Request) error 
 	if req.OrgID != "" && !keys.ValidOwnerID(req.OrgID) {
 		problems["org_id"] = []string{ownerIDRule}
 	}
-	ttl := int64(defaultPortalTTL)
+	ttl := int64(0) // 0: the portal's portal.link_ttl (15m by default)
 	if req.TTLSeconds != nil {
 		if ttl = *req.TTLSeconds; ttl < 1 || ttl > maxPortalTTL {
 			problems["ttl_seconds"] = []string{fmt.Sprintf("must be 1–%d seconds", maxPortalTTL)}

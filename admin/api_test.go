@@ -437,7 +437,7 @@ func TestPortalLinks(t *testing.T) {
 		t.Fatalf("link = %v", m)
 	}
 	e.must(201, "POST", "/v1/portal-links", `{"user_id": "alice"}`)
-	if got := e.linker.calls; !reflect.DeepEqual(got, []string{"alice/acme/1m0s", "alice//15m0s"}) {
+	if got := e.linker.calls; !reflect.DeepEqual(got, []string{"alice/acme/1m0s", "alice//0s"} /* 0: the portal applies portal.link_ttl */) {
 		t.Fatalf("linker calls = %v", got)
 	}
 	e2 := newEnv(t, func(o *admin.Options) { o.PortalLinks = nil })

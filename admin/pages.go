@@ -129,6 +129,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	h("POST /login", d.login)
 	h("POST /logout", d.auth(d.logout))
 	h("GET /static/{name}", d.asset)
+	h("GET /favicon.ico", http.NotFound)
 
 	h("GET /{$}", d.auth(d.overview))
 	h("GET /keys", d.auth(d.keyList))
@@ -283,9 +284,13 @@ func (d *Dashboard) checkToken(token string) bool {
 	return d.hasToken && subtle.ConstantTimeCompare(sum[:], d.tokenSum[:]) == 1
 }
 
-// safeNext returns next when it is a path on this host, "/" otherwise.
+// safeNext returns next when it is a well-formed path on this host, "/"
+// otherwise: the login form must not redirect anywhere else.
 func safeNext(next string) string {
 	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
 		return "/"
 	}
 	return next
@@ -299,10 +304,15 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	d.renderLogin(w, r, http.StatusOK, "")
 }
 
-// renderLogin shows the login form with a fresh double-submit token: the
-// login post has no session yet to hold a CSRF token.
+// renderLogin shows the login form with a double-submit token, as the login
+// post has no session yet to hold a CSRF token. A token the browser holds
+// already is kept: another tab's (or a stray request's) trip through the
+// form must not invalidate the form on screen.
 func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
 	form := newDashToken()
+	if c, err := r.Cookie(dashLoginCookie); err == nil && len(c.Value) == len(form) {
+		form = c.Value
+	}
 	d.cookie(w, r, dashLoginCookie, form, "/login", 3600)
 	next := r.URL.Query().Get("next")
 	if r.Method == http.MethodPost {

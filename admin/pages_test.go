@@ -161,8 +161,14 @@ func TestDashLogin(t *testing.T) {
 	if r := c.post("/login", url.Values{"form": {form}, "token": {"wrong"}}); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "not the admin token") {
 		t.Errorf("wrong token: %d", r.status)
 	}
-	// A fresh form token comes with every form; without it login fails.
-	form = dashFormRE.FindStringSubmatch(c.get("/login").body)[1]
+	// The browser keeps its form token across forms (a stray request
+	// through the login page must not break the form on screen).
+	if again := dashFormRE.FindStringSubmatch(c.get("/login").body)[1]; again != form {
+		t.Errorf("form token changed: %q, then %q", form, again)
+	}
+	if r := c.get("/favicon.ico"); r.status != http.StatusNotFound {
+		t.Errorf("favicon: %d", r.status)
+	}
 	if r := c.post("/login", url.Values{"token": {dashTestToken}}); r.status != http.StatusForbidden {
 		t.Errorf("login without form token: %d", r.status)
 	}
@@ -578,4 +584,22 @@ func TestDashNotFoundAndHeaders(t *testing.T) {
 	if r := c.get("/healthz"); r.status != http.StatusOK {
 		t.Errorf("healthz: %d", r.status)
 	}
+}
+
+// FuzzSafeNext checks that the login redirect never leaves the host.
+func FuzzSafeNext(f *testing.F) {
+	for _, s := range []string{"/", "/keys?type=org", "//evil.example", `/\evil`, "https://evil.example", "", "/a\r\nSet-Cookie: x", "/%2F/evil"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, next string) {
+		got := safeNext(next)
+		u, err := url.Parse(got)
+		if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") ||
+			strings.ContainsAny(got, "\\\r\n") {
+			t.Fatalf("safeNext(%q) = %q", next, got)
+		}
+		if got != next && got != "/" {
+			t.Fatalf("safeNext(%q) = %q: changed but not reset", next, got)
+		}
+	})
 }

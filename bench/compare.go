@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keygate/keygate/bench/loadgen"
+)
+
+// target is one server under load.
+type target struct {
+	name string
+	url  string
+}
+
+// Targets from the issue: keygate against the bare proxy in the same run.
+const (
+	minRatio   = 0.90
+	aimRatio   = 0.95
+	maxP99Over = 200 * time.Microsecond
+)
+
+func printHeader(e *env, other string) {
+	fmt.Printf("keygate load benchmark: bare vs %s, %d CPUs, GOMAXPROCS %d, %s\n", other, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("load: %s\n", e.load.name)
+	fmt.Printf("      %d connections, %v per run after a %v warm-up, %d rounds alternating the order\n", e.o.conns, e.o.duration, e.o.warmup, e.o.rounds)
+	fmt.Printf("      each request: GET / with Authorization: Bearer <one of %d keys of %d owners, at random>\n", len(e.tokens), len(e.tokens))
+	fmt.Println("      (the load generator shares the machine's CPUs with the servers, equally for every target)")
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		fmt.Printf("load average before the run: %s", f[0])
+		if v, _ := strconv.ParseFloat(f[0], 64); v > 0.5 {
+			fmt.Print(" (other work is running: expect noisy numbers)")
+		}
+		fmt.Println()
+	}
+	fmt.Println()
+}
+
+// checkKeygate asks once with a valid key (want 200 and identity forwarded)
+// and once with an unknown one (want 401) before measuring anything.
+func checkKeygate(ctx context.Context, url, token string) error {
+	get := func(tok string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("check keygate: %w", err)
+		}
+		resp.Body.Close()
+		return resp, nil
+	}
+	resp, err := get(token)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("check keygate: a seeded key got status %d, want 200", resp.StatusCode)
+	}
+	if resp.Header.Get("X-Echo") == "" {
+		fmt.Fprintln(os.Stderr, "# warning: upstream did not see X-Keygate-Key-Id")
+	}
+	bad, err := newTokens(1, true)
+	if err != nil {
+		return err
+	}
+	if resp, err = get(bad[0]); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("check keygate: an unknown key got status %d, want 401", resp.StatusCode)
+	}
+	return nil
+}
+
+// compare measures the bare proxy against the other target twice, each time
+// in rounds that alternate which goes first: first throughput, with every
+// connection busy all the time; then latency at a fixed rate that neither
+// target is saturated by. Latency under saturation is mostly time spent
+// queueing, so the p99 target is judged on the second.
+func (e *env) compare(ctx context.Context, base, other target) error {
+	cfg := func(t target) loadgen.Config {
+		return loadgen.Config{URL: t.url, Tokens: e.tokens, Conns: e.o.conns, Duration: e.o.duration}
+	}
+	if e.o.warmup > 0 {
+		for _, t := range []target{base, other} {
+			fmt.Fprintf(os.Stderr, "# warm-up %s\n", t.name)
+			c := cfg(t)
+			c.Duration = e.o.warmup
+			if _, err := e.load.run(ctx, c); err != nil {
+				return fmt.Errorf("warm-up %s: %w", t.name, err)
+			}
+		}
+	}
+
+	fmt.Printf("throughput: %s, every connection always busy\n", e.load.name)
+	b, o, per, err := e.rounds(ctx, base, other, func(ctx context.Context, t target) (loadgen.Result, error) {
+		return e.load.run(ctx, cfg(t))
+	})
+	if err != nil {
+		return err
+	}
+	ratio := o.RPS() / b.RPS()
+	var ratios []string
+	for _, r := range per {
+		ratios = append(ratios, fmt.Sprintf("%.3f", r[1].RPS()/r[0].RPS()))
+	}
+	fmt.Printf("throughput %s/%s: %.3f (median req/s over median req/s; per round %v)\n", other.name, base.name, ratio, ratios)
+	fmt.Printf("p99 delta at saturation: %+.3f ms (queueing-dominated; see the fixed-rate table)\n", ms(o.P99-b.P99))
+	if other.name == "keygate" {
+		fmt.Printf("target throughput ≥ %.2f× bare (aim %.2f×): %s\n", minRatio, aimRatio, verdict(ratio >= minRatio))
+	}
+	fmt.Println()
+
+	if e.o.rate < 0 {
+		return nil
+	}
+	rate := e.o.rate
+	if rate == 0 {
+		// A share of the slower target's throughput, so neither is saturated.
+		rate = math.Max(100, math.Round(math.Min(b.RPS(), o.RPS())*e.o.rateShare/100/100)*100)
+	}
+	fmt.Printf("latency: Go generator, open loop at a fixed %.0f req/s over %d connections, counted from when each request was due\n", rate, e.o.conns)
+	b, o, _, err = e.rounds(ctx, base, other, func(ctx context.Context, t target) (loadgen.Result, error) {
+		c := cfg(t)
+		c.Rate = rate
+		return loadgen.RunGo(ctx, c)
+	})
+	if err != nil {
+		return err
+	}
+	delta := o.P99 - b.P99
+	fmt.Printf("latency delta %s-%s: p50 %+.3f ms, p99 %+.3f ms, p99.9 %+.3f ms\n", other.name, base.name, ms(o.P50-b.P50), ms(delta), ms(o.P999-b.P999))
+	if other.name == "keygate" {
+		fmt.Printf("target p99 ≤ bare p99 + %.1f ms: %s\n", ms(maxP99Over), verdict(delta <= maxP99Over))
+	}
+	return nil
+}
+
+// rounds runs each target once per round, alternating the order, prints
+// every run and the medians, and returns the medians and each round's pair
+// (base first).
+func (e *env) rounds(ctx context.Context, base, other target, run func(context.Context, target) (loadgen.Result, error)) (b, o loadgen.Result, per [][2]loadgen.Result, err error) {
+	fmt.Printf(rowFmt, "round", "target", "req/s", "p50", "p99", "p99.9", "max", "non-2xx", "errors")
+	results := map[string][]loadgen.Result{}
+	suspect := false
+	for r := range e.o.rounds {
+		order := []target{base, other}
+		if r%2 == 1 {
+			order = []target{other, base}
+		}
+		for _, t := range order {
+			if err := sleep(ctx, time.Second); err != nil { // let GC and usage flushes settle
+				return b, o, nil, err
+			}
+			res, err := run(ctx, t)
+			if err != nil {
+				return b, o, nil, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+			}
+			results[t.name] = append(results[t.name], res)
+			printRow(fmt.Sprint(r+1), t.name, res)
+			suspect = suspect || res.Non2xx > 0 || res.Errors > 0
+		}
+		per = append(per, [2]loadgen.Result{results[base.name][r], results[other.name][r]})
+	}
+	b, o = median(results[base.name]), median(results[other.name])
+	printRow("median", base.name, b)
+	printRow("median", other.name, o)
+	if suspect {
+		fmt.Println("WARNING: some runs had non-2xx answers or errors; these numbers are suspect")
+	}
+	return b, o, per, nil
+}
+
+const rowFmt = "%-7s %-8s %9s %9s %9s %9s %9s %8s %7s\n"
+
+func printRow(round, name string, r loadgen.Result) {
+	fmt.Printf(rowFmt, round, name, fmt.Sprintf("%.0f", r.RPS()), fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999), fmtDur(r.Max), fmt.Sprint(r.Non2xx), fmt.Sprint(r.Errors))
+}
+
+// median takes, field by field, the median over rounds (the lower middle one
+// for an even count). Elapsed is set so that RPS gives the median req/s.
+func median(rs []loadgen.Result) loadgen.Result {
+	pick := func(f func(loadgen.Result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[(len(v)-1)/2]
+	}
+	d := func(f func(loadgen.Result) time.Duration) time.Duration {
+		return time.Duration(pick(func(r loadgen.Result) float64 { return float64(f(r)) }))
+	}
+	return loadgen.Result{
+		Tool:     rs[0].Tool,
+		Requests: uint64(pick(loadgen.Result.RPS)),
+		Elapsed:  time.Second,
+		P50:      d(func(r loadgen.Result) time.Duration { return r.P50 }),
+		P99:      d(func(r loadgen.Result) time.Duration { return r.P99 }),
+		P999:     d(func(r loadgen.Result) time.Duration { return r.P999 }),
+		Max:      d(func(r loadgen.Result) time.Duration { return r.Max }),
+		Non2xx:   uint64(pick(func(r loadgen.Result) float64 { return float64(r.Non2xx) })),
+		Errors:   uint64(pick(func(r loadgen.Result) float64 { return float64(r.Errors) })),
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3fms", ms(d)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// newTable returns a left-aligned table writer on stdout.
+func newTable() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0) }

@@ -1,0 +1,365 @@
+// Command bench is keygate's load benchmark. `go run ./bench` builds keygate
+// and the helpers, starts an echo upstream, a bare fasthttp proxy (the floor)
+// and keygate on 127.0.0.1, drives the proxies with the same load in
+// alternating rounds and prints throughput, latency percentiles and the
+// keygate/bare ratio; then floods keygate with unknown and malformed keys.
+// See bench/README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keygate/keygate/bench/loadgen"
+	"github.com/keygate/keygate/keys"
+)
+
+type options struct {
+	duration    time.Duration
+	warmup      time.Duration
+	conns       int
+	rounds      int
+	load        string // auto, wrk or go
+	against     string // keygate, bare or echo
+	keygateBin  string
+	nKeys       int
+	flood       time.Duration
+	floodKeys   int
+	negativeTTL time.Duration
+	million     bool
+	millionN    int
+	touchN      int
+	stream      bool
+	keep        bool
+	rate        float64 // fixed rate of the latency phase; 0 = rateShare of bare's req/s, < 0 = skip
+	rateShare   float64 // percent
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured run")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run per target before round 1")
+	flag.IntVar(&o.conns, "conns", 64, "connections, one request in flight each")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every target once, alternating the order")
+	flag.StringVar(&o.load, "load", "auto", "load generator: auto (wrk when installed, else go), wrk or go")
+	flag.StringVar(&o.against, "against", "keygate", "what to compare with the bare proxy: keygate, bare (a second bare proxy: harness self-test) or echo (the upstream, direct)")
+	flag.StringVar(&o.keygateBin, "keygate-bin", "", "prebuilt keygate binary (default: go build the repository root)")
+	flag.IntVar(&o.nKeys, "keys", 1000, "valid keys (one per owner) in the pool")
+	flag.DurationVar(&o.flood, "flood", 5*time.Second, "length of each bad-key flood (keygate only; 0 skips)")
+	flag.IntVar(&o.floodKeys, "flood-keys", 1000, "distinct tokens in each flood")
+	flag.DurationVar(&o.negativeTTL, "negative-ttl", 5*time.Second, "keygate cache.negative_ttl")
+	flag.BoolVar(&o.million, "million", false, "also run the million-key test (keygate only)")
+	flag.IntVar(&o.millionN, "million-n", 1_000_000, "keys seeded for -million")
+	flag.IntVar(&o.touchN, "touch", 100_000, "distinct keys touched once each for -million")
+	flag.Float64Var(&o.rate, "rate", 0, "req/s of the fixed-rate latency phase (0: -rate-share of bare's median req/s; negative: skip)")
+	flag.Float64Var(&o.rateShare, "rate-share", 50, "percent of bare's throughput used as the fixed rate when -rate is 0")
+	flag.BoolVar(&o.stream, "stream", true, "bare proxy streams bodies (match keygate)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, databases)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the runner at once; children get SIGKILL with it
+	}()
+	err := run(ctx, o)
+	if ctx.Err() != nil {
+		err = fmt.Errorf("interrupted")
+	}
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// loader runs one load at a target with the chosen tool.
+type loader struct {
+	name string // for the report, e.g. "wrk debian/4.1.0-3+b2 (2 threads)"
+	run  func(ctx context.Context, cfg loadgen.Config) (loadgen.Result, error)
+}
+
+func chooseLoader(kind string) (loader, error) {
+	wrk := loadgen.FindWrk()
+	switch {
+	case kind == "wrk" && wrk == "":
+		return loader{}, fmt.Errorf("-load wrk: wrk is not installed (apt-get install -y wrk)")
+	case kind == "wrk" || kind == "auto" && wrk != "":
+		threads := runtime.GOMAXPROCS(0)
+		return loader{
+			name: fmt.Sprintf("%s (%d threads, Lua script picking a random key per request)", loadgen.WrkVersion(wrk), threads),
+			run: func(ctx context.Context, cfg loadgen.Config) (loadgen.Result, error) {
+				cfg.Threads = threads
+				return loadgen.RunWrk(ctx, wrk, cfg)
+			},
+		}, nil
+	case kind == "go" || kind == "auto":
+		name := "Go generator (bench/loadgen, fasthttp client, no pipelining)"
+		if kind == "auto" {
+			name += "; wrk not installed"
+		}
+		return loader{name: name, run: loadgen.RunGo}, nil
+	}
+	return loader{}, fmt.Errorf("-load %q: want auto, wrk or go", kind)
+}
+
+// env is what the stages of a run share.
+type env struct {
+	o      options
+	root   string // repository root
+	dir    string // temporary directory
+	ps     *procs
+	load   loader
+	bins   map[string]string
+	echo   string // upstream address
+	tokens []string
+}
+
+func run(ctx context.Context, o options) error {
+	switch {
+	case o.duration <= 0 || o.conns <= 0 || o.rounds <= 0 || o.nKeys <= 0:
+		return fmt.Errorf("-duration, -conns, -rounds and -keys must be positive")
+	case o.against != "keygate" && o.against != "bare" && o.against != "echo":
+		return fmt.Errorf("-against %q: want keygate, bare or echo", o.against)
+	case o.million && o.against != "keygate":
+		return fmt.Errorf("-million needs -against keygate")
+	}
+	load, err := chooseLoader(o.load)
+	if err != nil {
+		return err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kgbench-")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if o.keep || !ok && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, "# kept", dir, "(configs, logs, databases)")
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	ps := &procs{}
+	defer func() { ps.stopAll() }()
+	e := &env{o: o, root: root, dir: dir, ps: ps, load: load, bins: map[string]string{}}
+
+	if err := e.build(ctx); err != nil {
+		return err
+	}
+	if e.echo, err = e.startEcho(ctx); err != nil {
+		return err
+	}
+	bare, err := e.startBare(ctx, "bare")
+	if err != nil {
+		return err
+	}
+	var other target
+	var kg *keygateRun
+	switch o.against {
+	case "keygate":
+		if kg, err = e.startMainKeygate(ctx); err != nil {
+			return err
+		}
+		other = target{name: "keygate", url: "http://" + kg.conf.proxyAddr + "/"}
+	case "bare":
+		addr, err := e.startBare(ctx, "bare2")
+		if err != nil {
+			return err
+		}
+		other = target{name: "bare2", url: "http://" + addr + "/"}
+	case "echo":
+		other = target{name: "echo", url: "http://" + e.echo + "/"}
+	}
+	if e.tokens == nil { // no keygate to issue keys: any well-formed tokens do
+		if e.tokens, err = newTokens(o.nKeys, true); err != nil {
+			return err
+		}
+	}
+
+	printHeader(e, other.name)
+	if err := e.compare(ctx, target{name: "bare", url: "http://" + bare + "/"}, other); err != nil {
+		return err
+	}
+	if kg != nil && o.flood > 0 {
+		if err := e.floods(ctx, kg); err != nil {
+			return err
+		}
+	}
+	if o.million {
+		// Only the upstream stays up: the million-key keygate gets the machine.
+		for _, p := range *ps {
+			if p.name != "echo" {
+				p.stop(5 * time.Second)
+			}
+		}
+		if err := e.millionKeys(ctx); err != nil {
+			return err
+		}
+	}
+	ok = true
+	return nil
+}
+
+// repoRoot is the directory of the main module's go.mod.
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("run from inside the keygate repository")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// build compiles the helpers and, when needed, keygate into the temp dir.
+func (e *env) build(ctx context.Context) error {
+	gobuild := func(out string, pkgs ...string) error {
+		cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", out}, pkgs...)...)
+		cmd.Dir = e.root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, b)
+		}
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, "# building echo and bareproxy")
+	if err := gobuild(e.dir+"/", "./bench/echo", "./bench/bareproxy"); err != nil {
+		return err
+	}
+	e.bins["echo"], e.bins["bareproxy"] = e.dir+"/echo", e.dir+"/bareproxy"
+	if e.o.against != "keygate" {
+		return nil
+	}
+	if e.o.keygateBin != "" {
+		e.bins["keygate"] = e.o.keygateBin
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, "# building keygate")
+	if err := gobuild(e.dir+"/keygate", "."); err != nil {
+		return fmt.Errorf("%w\n(to test the harness without keygate: go run ./bench -against bare)", err)
+	}
+	e.bins["keygate"] = e.dir + "/keygate"
+	return nil
+}
+
+func (e *env) startEcho(ctx context.Context) (string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	p, err := startProc("echo", e.dir+"/echo.log", e.bins["echo"], "-addr", addr)
+	if err != nil {
+		return "", err
+	}
+	e.ps.add(p)
+	return addr, waitTCP(ctx, p, addr, 10*time.Second)
+}
+
+func (e *env) startBare(ctx context.Context, name string) (string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	p, err := startProc(name, e.dir+"/"+name+".log", e.bins["bareproxy"],
+		"-listen", addr, "-upstream", "http://"+e.echo, fmt.Sprintf("-stream=%v", e.o.stream))
+	if err != nil {
+		return "", err
+	}
+	e.ps.add(p)
+	return addr, waitTCP(ctx, p, addr, 10*time.Second)
+}
+
+// keygateRun is a started keygate and how to reach it.
+type keygateRun struct {
+	p     *proc
+	conf  keygateConf
+	admin *admin
+}
+
+// newKeygateConf picks free ports and a fresh database path under sub.
+func (e *env) newKeygateConf(sub string) (keygateConf, error) {
+	proxyAddr, err := freeAddr()
+	if err != nil {
+		return keygateConf{}, err
+	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return keygateConf{}, err
+	}
+	if err := os.MkdirAll(e.dir+"/"+sub, 0o700); err != nil {
+		return keygateConf{}, err
+	}
+	return keygateConf{
+		proxyAddr: proxyAddr, adminAddr: adminAddr, upstream: e.echo,
+		adminToken: randomHex(16), dbPath: e.dir + "/" + sub + "/keygate.db", negativeTTL: e.o.negativeTTL,
+	}, nil
+}
+
+// startMainKeygate starts keygate, seeds the key pool through the admin API
+// and checks that a key gets through and an unknown one does not.
+func (e *env) startMainKeygate(ctx context.Context) (*keygateRun, error) {
+	c, err := e.newKeygateConf("main")
+	if err != nil {
+		return nil, err
+	}
+	p, up, err := startKeygate(ctx, e.ps, "keygate", e.bins["keygate"], e.dir, c)
+	if err != nil {
+		return nil, err
+	}
+	kg := &keygateRun{p: p, conf: c, admin: newAdmin(c.adminAddr, c.adminToken)}
+	fmt.Fprintf(os.Stderr, "# keygate ready in %v; seeding %d users with one personal key each\n", up.Round(time.Millisecond), e.o.nKeys)
+	t0 := time.Now()
+	if e.tokens, err = kg.admin.seedUsers(ctx, e.o.nKeys); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "# seeded in %v\n", time.Since(t0).Round(time.Millisecond))
+	if err := checkKeygate(ctx, "http://"+c.proxyAddr+"/", e.tokens[0]); err != nil {
+		return nil, err
+	}
+	return kg, nil
+}
+
+// newTokens returns n random well-formed keygate personal tokens, unknown to
+// any store; with valid false, each fails its checksum.
+func newTokens(n int, valid bool) ([]string, error) {
+	tk, err := keys.NewTokens("kg")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	for i := range out {
+		if out[i], err = tk.New(keys.TypePersonal); err != nil {
+			return nil, err
+		}
+		if !valid {
+			out[i] = flipLast(out[i])
+		}
+	}
+	return out, nil
+}
+
+// flipLast changes a token's last character to another base62 one, which
+// breaks its checksum.
+func flipLast(tok string) string {
+	c := tok[len(tok)-1]
+	r := byte('0')
+	if c == '0' {
+		r = '1'
+	}
+	return tok[:len(tok)-1] + string(r)
+}

@@ -1,0 +1,431 @@
+// Command keygate is an API-key gateway: a reverse proxy that authenticates
+// every request with an API key, enforces per-owner rate limits, records
+// usage and forwards the caller's identity upstream. See README.md.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	vmmetrics "github.com/VictoriaMetrics/metrics"
+	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limiter"
+	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/portal"
+	"github.com/keygate/keygate/proxy"
+	"github.com/keygate/keygate/usage"
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	// HELP and TYPE lines on /metrics; the library keeps this switch global.
+	vmmetrics.ExposeMetadata(true)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errReported) {
+			fmt.Fprintln(os.Stderr, "keygate:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usageText = `keygate — an API-key gateway
+
+Usage:
+  keygate serve [--config keygate.yaml]   run the gateway
+  keygate keys create|list|get|archive|delete ...
+  keygate users upsert|get|block|unblock|delete ...
+  keygate orgs upsert|get|delete|add-member|remove-member ...
+  keygate version
+
+The keys, users and orgs commands talk to a running admin port
+(--admin-url or KEYGATE_ADMIN_URL, --token or KEYGATE_ADMIN_TOKEN).
+`
+
+// run dispatches the command line; main only wires signals and exit codes.
+func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], env, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "keygate", version)
+		return nil
+	case "keys", "users", "orgs":
+		return runClient(ctx, args, env, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	}
+	fmt.Fprint(stderr, usageText)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML config file (default keygate.yaml, if it exists)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, env)
+	if err != nil {
+		return err
+	}
+	app := NewApp(cfg, stderr)
+	if err := app.Open(ctx); err != nil {
+		app.Close()
+		return err
+	}
+	<-ctx.Done()
+	return app.Close()
+}
+
+// App is one running keygate: the store, the request path and both ports.
+// Open starts it, Close stops it gracefully; tests run it whole on :0.
+type App struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// AdminToken is the admin token in force (generated when none is configured).
+	AdminToken string
+
+	Store   *keys.SQLite
+	Service *keys.Service
+	Cache   *proxy.Cache
+	Gate    *proxy.Gate
+	Usage   *usage.Recorder
+	Metrics *metrics.Metrics
+	Proxy   *proxy.Proxy
+	Admin   *admin.Server
+	Portal  *portal.Portal
+
+	limiter   interface{ Close() error }
+	redis     *redis.Client
+	adminHTTP *http.Server
+	proxyLn   net.Listener
+	adminLn   net.Listener
+	stderr    io.Writer
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewApp returns an App for cfg that logs to stderr.
+func NewApp(cfg *config.Config, stderr io.Writer) *App {
+	var h slog.Handler
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(stderr, opts)
+	} else {
+		h = slog.NewTextHandler(stderr, opts)
+	}
+	return &App{Config: cfg, Logger: slog.New(h), stderr: stderr, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// ProxyAddr is the proxy port's address once Open has returned.
+func (a *App) ProxyAddr() string { return a.proxyLn.Addr().String() }
+
+// AdminAddr is the admin port's address once Open has returned.
+func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// Open opens the store, builds the request path and starts both ports.
+func (a *App) Open(ctx context.Context) error {
+	cfg := a.Config
+	if cfg.Store.Driver != "sqlite" {
+		return fmt.Errorf("store.driver: %q is not available in this build yet (use sqlite)", cfg.Store.Driver)
+	}
+	var err error
+	// Bind first: a port in use fails fast, and the portal's links can name
+	// the port really bound (proxy.listen may say :0).
+	if a.proxyLn, err = net.Listen("tcp", cfg.Proxy.Listen); err != nil {
+		return fmt.Errorf("proxy.listen: %w", err)
+	}
+	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		return fmt.Errorf("admin.listen: %w", err)
+	}
+	if a.Store, err = keys.OpenSQLite(ctx, cfg.Store.Path); err != nil {
+		return err
+	}
+	tokens, err := keys.NewTokens(cfg.Keys.Prefix)
+	if err != nil {
+		return err
+	}
+	expirations := make([]keys.Expiration, 0, len(cfg.Keys.ExpirationOptions))
+	for _, name := range cfg.Keys.ExpirationOptions {
+		d, never, err := config.ParseExpiration(name)
+		if err != nil {
+			return fmt.Errorf("keys.expiration_options: %w", err)
+		}
+		expirations = append(expirations, keys.Expiration{Name: name, After: d, Never: never})
+	}
+	var disabled [4]bool
+	disabled[keys.TypePersonal] = !cfg.Keys.Personal.Enabled
+	disabled[keys.TypeOrg] = !cfg.Keys.Org.Enabled
+	disabled[keys.TypeGeneric] = !cfg.Keys.Generic.Enabled
+
+	a.Metrics = metrics.New()
+	// The cache is built after the service but must hear of every change the
+	// service makes, so the hook reads it through the App.
+	a.Service, err = keys.NewService(ctx, a.Store, tokens, keys.Options{
+		Disabled:                 disabled,
+		InvalidateOnCreatorLeave: cfg.Keys.Org.InvalidateOnCreatorLeave,
+		Expirations:              expirations,
+		DefaultExpiration:        cfg.Keys.DefaultExpiration,
+		OnChange: func(c keys.Change) {
+			if a.Cache != nil {
+				a.Cache.Invalidate(c)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	a.Metrics.SetKeyCounter(func() ([]metrics.KeyCount, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		counts, err := a.Store.CountKeys(ctx, time.Now().Unix())
+		if err != nil {
+			return nil, err
+		}
+		out := make([]metrics.KeyCount, 0, 9)
+		for _, t := range keys.Types {
+			for _, status := range []string{"active", "expired", "archived"} {
+				out = append(out, metrics.KeyCount{Type: t.String(), Status: status, N: counts[t][status]})
+			}
+		}
+		return out, nil
+	})
+
+	rl := func(r config.RateLimit) limiter.Limit { return limiter.Limit{Limit: r.Limit, Window: r.Window} }
+	var limits [4]limiter.Limit
+	limits[keys.TypePersonal] = rl(cfg.RateLimits.Personal)
+	limits[keys.TypeOrg] = rl(cfg.RateLimits.Org)
+	limits[keys.TypeGeneric] = rl(cfg.RateLimits.Generic)
+	a.Cache, err = proxy.NewCache(proxy.CacheOptions{
+		TTL:         cfg.Cache.TTL,
+		NegativeTTL: cfg.Cache.NegativeTTL,
+		MaxEntries:  cfg.Cache.MaxEntries,
+		Limits:      limits,
+	})
+	if err != nil {
+		return err
+	}
+
+	var lim proxy.Limiter
+	switch cfg.Limiter.Backend {
+	case "redis":
+		a.redis = redis.NewClient(&redis.Options{Addr: cfg.Limiter.RedisAddr, Password: cfg.Limiter.RedisPassword, DB: cfg.Limiter.RedisDB,
+			ContextTimeoutEnabled: true}) // so limiter.timeout bounds a hung Redis
+		onErr := limiter.OnErrorAllow
+		if cfg.Limiter.OnError == "deny" {
+			onErr = limiter.OnErrorDeny
+		}
+		r := limiter.NewRedis(a.redis, limiter.RedisOptions{Timeout: cfg.Limiter.Timeout, OnError: onErr, Logger: a.Logger, Errors: a.Metrics.LimiterError})
+		lim, a.limiter = r, r
+	default:
+		m := limiter.NewMemory(limiter.MemoryOptions{IdleTTL: cfg.Limiter.IdleTTL})
+		lim, a.limiter = m, m
+	}
+
+	a.Usage = usage.New(a.Store, usage.Options{FlushInterval: cfg.Usage.FlushInterval, Logger: a.Logger, OnFlush: a.Metrics.UsageFlush})
+	a.Usage.Start()
+	go a.compactLoop()
+
+	a.Gate = proxy.NewGate(a.Service, a.Cache, proxy.GateOptions{Limiter: lim, Recorder: a.Usage, Metrics: a.Metrics})
+
+	publicURL := cfg.Portal.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + loopbackIfUnspecified(a.proxyLn.Addr().String())
+	}
+	a.Portal = portal.New(portal.Options{
+		Service:           a.Service,
+		Usage:             a.Store,
+		Path:              cfg.Portal.Path,
+		PublicURL:         publicURL,
+		Title:             cfg.Portal.Title,
+		LogoURL:           cfg.Portal.LogoURL,
+		AccentColor:       cfg.Portal.AccentColor,
+		DefaultExpiration: cfg.Keys.DefaultExpiration,
+		OrgKeyRoles:       cfg.Portal.OrgKeyRoles,
+		LinkTTL:           cfg.Portal.LinkTTL,
+		SessionTTL:        cfg.Portal.SessionTTL,
+		Logger:            a.Logger,
+	})
+
+	if a.Proxy, err = proxy.New(a.Gate, proxy.Options{
+		Upstreams:           cfg.Proxy.Upstreams,
+		DialTimeout:         cfg.Proxy.DialTimeout,
+		UpstreamTimeout:     cfg.Proxy.UpstreamTimeout,
+		ReadTimeout:         cfg.Proxy.ReadTimeout,
+		WriteTimeout:        cfg.Proxy.WriteTimeout,
+		IdleTimeout:         cfg.Proxy.IdleTimeout,
+		MaxConnsPerUpstream: cfg.Proxy.MaxConnsPerUpstream,
+		PublicPaths:         cfg.Proxy.PublicPaths,
+		KeyHeaders:          cfg.Proxy.KeyHeaders,
+		KeyQueryParam:       cfg.Proxy.KeyQueryParam,
+		HeaderPrefix:        cfg.Proxy.HeaderPrefix,
+		StripCredentials:    cfg.Proxy.StripCredentials,
+		MaxBodyBytes:        cfg.Proxy.MaxBodyBytes,
+		PortalPath:          cfg.Portal.Path,
+		Portal:              fasthttpadaptor.NewFastHTTPHandler(a.Portal.Handler()),
+		Logger:              a.Logger,
+	}); err != nil {
+		return err
+	}
+
+	a.AdminToken = cfg.Admin.Token
+	if a.AdminToken == "" {
+		// config.Validate refuses this for a non-loopback admin listener.
+		var b [24]byte
+		rand.Read(b[:])
+		a.AdminToken = "kgadmin_" + hex.EncodeToString(b[:])
+		fmt.Fprintf(a.stderr, "keygate: no admin.token configured; generated one for this run (shown once):\n\n    %s\n\n", a.AdminToken)
+	}
+	a.Admin = admin.New(admin.Options{
+		Service:     a.Service,
+		Token:       a.AdminToken,
+		Checker:     a.Gate,
+		Usage:       a.Store,
+		Metrics:     a.Metrics.WritePrometheus,
+		Ready:       a.Store.Ping,
+		PortalLinks: a.Portal,
+		Logger:      a.Logger,
+	})
+	admin.NewDashboard(admin.DashboardOptions{
+		Service:    a.Service,
+		Store:      a.Store,
+		Token:      a.AdminToken,
+		Settings:   cfg.Redacted(),
+		SessionTTL: cfg.Admin.SessionTTL,
+		Logger:     a.Logger,
+	}).Register(a.Admin.Mux())
+
+	a.adminHTTP = &http.Server{Handler: a.Admin.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := a.Proxy.Serve(a.proxyLn); err != nil {
+			a.Logger.Error("proxy port stopped", "err", err)
+		}
+	}()
+	go func() {
+		if err := a.adminHTTP.Serve(a.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Logger.Error("admin port stopped", "err", err)
+		}
+	}()
+	a.Logger.Info("keygate started", "version", version, "proxy", a.ProxyAddr(), "admin", a.AdminAddr(),
+		"upstreams", strings.Join(cfg.Proxy.Upstreams, ","), "store", cfg.Store.Path, "limiter", cfg.Limiter.Backend)
+	return nil
+}
+
+// compactLoop rolls minute usage into hours and drops what is past retention.
+func (a *App) compactLoop() {
+	defer close(a.done)
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := a.Store.CompactUsage(ctx, time.Now(), a.Config.Usage.MinuteRetention, a.Config.Usage.Retention); err != nil {
+			a.Logger.Warn("usage compaction failed", "err", err)
+		}
+		cancel()
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops accepting, drains in-flight requests up to shutdown_timeout,
+// flushes usage and closes the store. It is safe on a partly opened App
+// and to call more than once.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *App) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if a.Proxy != nil {
+		if err := a.Proxy.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("proxy shutdown: %w", err))
+		}
+	} else if a.proxyLn != nil {
+		a.proxyLn.Close()
+	}
+	if a.adminHTTP == nil && a.adminLn != nil {
+		a.adminLn.Close()
+	}
+	if a.adminHTTP != nil {
+		if err := a.adminHTTP.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("admin shutdown: %w", err))
+		}
+	}
+	if a.Usage != nil {
+		close(a.stop)
+		<-a.done
+		if err := a.Usage.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush usage: %w", err))
+		}
+	}
+	if a.limiter != nil {
+		a.limiter.Close()
+	}
+	if a.redis != nil {
+		a.redis.Close()
+	}
+	if a.Cache != nil {
+		a.Cache.Close()
+	}
+	if a.Portal != nil {
+		a.Portal.Close()
+	}
+	if a.Store != nil {
+		if err := a.Store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		a.Logger.Info("keygate stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// loopbackIfUnspecified turns ":8080" or "0.0.0.0:8080" into
+// "127.0.0.1:8080", an address a browser on this machine can open.
+func loopbackIfUnspecified(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

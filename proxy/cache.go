@@ -1,0 +1,345 @@
+// Package proxy is keygate's request path: the validation cache, the gate that
+// checks a token (shared with the admin validation endpoint) and the fasthttp
+// reverse proxy in front of the upstream API.
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limiter"
+)
+
+// CacheOptions configure a Cache. Zero values mean the defaults named.
+type CacheOptions struct {
+	// TTL is how long a resolved key is trusted without asking the store
+	// again; 0 means 30s. Changes made through keys.Service on this node are
+	// seen at once through Invalidate, whatever the TTL.
+	TTL time.Duration
+	// NegativeTTL is how long an unknown token is remembered; 0 means 5s.
+	NegativeTTL time.Duration
+	// MaxEntries bounds the entries kept (positive and negative); 0 means 100000.
+	MaxEntries int64
+	// Limits is the rate limit of each key type (indexed by keys.Type),
+	// used for owners without a limit of their own. The zero Limit is unlimited.
+	Limits [4]limiter.Limit
+	// Now returns the current time; nil means time.Now. It must be the
+	// clock of the Gate using the cache.
+	Now func() time.Time
+}
+
+// Source resolves a token hash; *keys.Service is one. It returns
+// keys.ErrNotFound for an unknown hash.
+type Source interface {
+	Lookup(ctx context.Context, hash [32]byte) (*keys.Identity, error)
+}
+
+// Cache remembers what token hashes resolve to, so that a request with a
+// known key costs no store round trip. It sits in front of Source.Lookup
+// and knows nothing of the rules: callers re-check Identity.Check on every
+// hit. Invalidate makes every change made through keys.Service visible at
+// once on this node, even to lookups that were under way when it ran.
+// Safe for concurrent use; create it with NewCache and stop it with Close.
+//
+// How revocation stays immediate although ristretto's Set is asynchronous:
+// every entry records the generation read before its store lookup began.
+// Invalidate writes a tombstone carrying a new generation for each key id,
+// user id, org id and token hash it names, then publishes that generation.
+// An entry is used only while no tombstone relevant to it is newer than the
+// entry, so a stale entry that lands in ristretto after the change is never
+// served. An entry checked at the current generation is not checked again
+// until the next Invalidate, which keeps the hit path free of map lookups.
+type Cache struct {
+	rc     *ristretto.Cache[uint64, *entry]
+	ttl    time.Duration
+	negTTL time.Duration
+	limits [4]limiter.Limit
+	now    func() time.Time
+
+	gen atomic.Uint64 // generation of the latest Invalidate
+
+	mu        sync.RWMutex // guards tombs and lastPrune; held for writing by Invalidate
+	tombs     map[string]tomb
+	lastPrune int64 // unix ns
+}
+
+// tomb records the last invalidation of one name.
+type tomb struct {
+	gen uint64
+	at  int64 // unix ns, to prune tombstones no live entry can predate
+}
+
+// entry is what a token hash resolves to. Apart from validAt it is
+// immutable once stored, and shared by every request using the key.
+type entry struct {
+	hash     [32]byte
+	id       *keys.Identity // nil: unknown token (negative entry)
+	gen      uint64         // generation read before the store lookup
+	expires  int64          // unix ns: load start + TTL
+	validAt  atomic.Uint64  // latest generation at which no tombstone applied
+	names    [3]string      // tombstone names relevant to the entry; "" = none
+	keyID    string
+	owner    string
+	limit    limiter.Limit
+	hdr      [numIdentityHeaders][]byte // identity header values; nil = header absent
+	typeName string
+}
+
+// Identity header slots, in the order of identityHeaderSuffixes.
+const (
+	hdrKeyID = iota
+	hdrKeyType
+	hdrUserID
+	hdrUserEmail
+	hdrOrgID
+	hdrOrgName
+	hdrMetadata
+	numIdentityHeaders
+)
+
+// NewCache returns an empty Cache.
+func NewCache(opts CacheOptions) (*Cache, error) {
+	if opts.TTL <= 0 {
+		opts.TTL = 30 * time.Second
+	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = 5 * time.Second
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 100_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters:        10 * opts.MaxEntries,
+		MaxCost:            opts.MaxEntries,
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+		// The key already is 64 bits of SHA-256; the entry holds the full hash.
+		KeyToHash: func(k uint64) (uint64, uint64) { return k, 0 },
+		// A slow load must not replace what a later load stored.
+		ShouldUpdate: func(cur, prev *entry) bool { return cur.gen >= prev.gen },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create key cache: %w", err)
+	}
+	c := &Cache{
+		rc:     rc,
+		ttl:    opts.TTL,
+		negTTL: opts.NegativeTTL,
+		limits: opts.Limits,
+		now:    opts.Now,
+		tombs:  make(map[string]tomb),
+	}
+	c.lastPrune = c.now().UnixNano()
+	return c, nil
+}
+
+// Close releases the cache's background goroutines. Lookups after Close
+// always go to the store.
+func (c *Cache) Close() { c.rc.Close() }
+
+// Invalidate drops whatever c changed: entries of its key ids, of keys owned
+// or created by its user, of keys of its org, and negative entries of its
+// token hashes. Once it returns, no lookup starting afterwards sees the old
+// state. Use it as keys.Options.OnChange.
+func (c *Cache) Invalidate(ch keys.Change) {
+	now := c.now().UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.gen.Load() + 1
+	t := tomb{gen: g, at: now}
+	for _, id := range ch.KeyIDs {
+		c.tombs["k:"+id] = t
+	}
+	if ch.UserID != "" {
+		c.tombs["u:"+ch.UserID] = t
+	}
+	if ch.OrgID != "" {
+		c.tombs["o:"+ch.OrgID] = t
+	}
+	for _, h := range ch.Hashes {
+		c.tombs[hashName(&h)] = t
+	}
+	// Publish the generation only after the tombstones: a reader that sees g
+	// also sees them (see valid).
+	c.gen.Store(g)
+	c.pruneLocked(now)
+}
+
+// pruneLocked drops tombstones no usable entry can predate. An entry older
+// than a tombstone read its generation before the tombstone was published,
+// and its load began then too, so it expires at most a TTL after: twice the
+// longest TTL leaves a margin for the Invalidate that waited for c.mu while
+// the load began. c.mu must be held for writing.
+func (c *Cache) pruneLocked(now int64) {
+	horizon := 2 * int64(max(c.ttl, c.negTTL))
+	if now-c.lastPrune < horizon {
+		return
+	}
+	c.lastPrune = now
+	for name, t := range c.tombs {
+		if now-t.at > horizon {
+			delete(c.tombs, name)
+		}
+	}
+}
+
+func hashName(h *[32]byte) string { return "h:" + string(h[:]) }
+
+// lookup returns the entry for hash, from the cache when it holds a usable
+// one, else from src (caching the answer). hit reports a cache hit. A store
+// error is returned as is and never cached.
+func (c *Cache) lookup(ctx context.Context, src Source, hash *[32]byte, now time.Time) (e *entry, hit bool, err error) {
+	k := binary.LittleEndian.Uint64(hash[:8])
+	if e, ok := c.rc.Get(k); ok && e.hash == *hash && c.valid(e, now.UnixNano()) {
+		return e, true, nil
+	}
+	e, err = c.load(ctx, src, hash, now)
+	return e, false, err
+}
+
+// valid reports whether e may be served at now.
+func (c *Cache) valid(e *entry, now int64) bool {
+	if now >= e.expires {
+		return false
+	}
+	g := c.gen.Load()
+	if e.validAt.Load() == g {
+		return true // no Invalidate since e was last found valid
+	}
+	c.mu.RLock()
+	for _, n := range e.names {
+		if n == "" {
+			break
+		}
+		if t, ok := c.tombs[n]; ok && t.gen > e.gen {
+			c.mu.RUnlock()
+			return false
+		}
+	}
+	c.mu.RUnlock()
+	// g was read before the tombstones: every Invalidate up to g had
+	// written its tombstones, and none applies.
+	if e.validAt.Load() < g {
+		e.validAt.Store(g)
+	}
+	return true
+}
+
+// load asks src and caches the answer, positive or negative.
+func (c *Cache) load(ctx context.Context, src Source, hash *[32]byte, now time.Time) (*entry, error) {
+	// The generation is read before the store: whatever changes the store
+	// after this point bumps it, so the entry is checked against it.
+	g := c.gen.Load()
+	id, err := src.Lookup(ctx, *hash)
+	ttl := c.ttl
+	switch {
+	case errors.Is(err, keys.ErrNotFound):
+		id, ttl = nil, c.negTTL
+	case err != nil:
+		return nil, fmt.Errorf("look up key: %w", err)
+	}
+	e := c.newEntry(hash, id, g, now.UnixNano()+int64(ttl))
+	c.rc.SetWithTTL(binary.LittleEndian.Uint64(hash[:8]), e, 1, ttl)
+	return e, nil
+}
+
+func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires int64) *entry {
+	e := &entry{hash: *hash, id: id, gen: gen, expires: expires}
+	e.validAt.Store(gen)
+	if id == nil {
+		e.names[0] = hashName(hash)
+		return e
+	}
+	k := &id.Key
+	e.keyID = k.ID
+	e.owner = id.Owner()
+	e.typeName = k.Type.String()
+	if r := id.OwnerRateLimit(); r != nil {
+		e.limit = limiter.Limit{Limit: r.Limit, Window: r.Window}
+	} else if k.Type < keys.Type(len(c.limits)) {
+		e.limit = c.limits[k.Type]
+	}
+	n := 0
+	e.names[n], n = "k:"+k.ID, n+1
+	if k.UserID != "" {
+		e.names[n], n = "u:"+k.UserID, n+1
+	}
+	if k.OrgID != "" {
+		e.names[n] = "o:" + k.OrgID
+	}
+
+	e.hdr[hdrKeyID] = headerValue(k.ID)
+	e.hdr[hdrKeyType] = headerValue(e.typeName)
+	if k.UserID != "" {
+		e.hdr[hdrUserID] = headerValue(k.UserID)
+		if id.User != nil && id.User.Email != "" {
+			e.hdr[hdrUserEmail] = headerValue(id.User.Email)
+		}
+	}
+	if k.OrgID != "" {
+		e.hdr[hdrOrgID] = headerValue(k.OrgID)
+		if id.Org != nil && id.Org.Name != "" {
+			e.hdr[hdrOrgName] = headerValue(id.Org.Name)
+		}
+	}
+	meta := []byte(k.Metadata)
+	if len(meta) == 0 {
+		meta = []byte("{}")
+	}
+	e.hdr[hdrMetadata] = appendASCIIJSON(make([]byte, 0, len(meta)), meta)
+	return e
+}
+
+// headerValue makes s safe as a header value: control characters, which
+// could end the header or split it, become spaces. Other bytes (UTF-8 in
+// an email or org name) pass as they are.
+func headerValue(s string) []byte {
+	b := []byte(s)
+	for i, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	return b
+}
+
+// appendASCIIJSON appends the JSON text src to dst with every non-ASCII
+// character, and DEL, escaped as \uXXXX (UTF-16 surrogate pairs above
+// U+FFFF; invalid UTF-8 as U+FFFD). In valid JSON such bytes occur only
+// inside strings, where the escape means the same character.
+func appendASCIIJSON(dst, src []byte) []byte {
+	const hex = "0123456789abcdef"
+	esc := func(dst []byte, r rune) []byte {
+		return append(dst, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+	}
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf && c != 0x7f {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(src[i:])
+		i += size
+		if r >= 0x10000 {
+			r -= 0x10000
+			dst = esc(dst, 0xd800+(r>>10))
+			dst = esc(dst, 0xdc00+(r&0x3ff))
+			continue
+		}
+		dst = esc(dst, r)
+	}
+	return dst
+}

@@ -1,0 +1,268 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// identityHeaderSuffixes name the identity headers after the prefix, in the
+// order of the hdr* slots.
+var identityHeaderSuffixes = [numIdentityHeaders]string{
+	hdrKeyID:     "Key-Id",
+	hdrKeyType:   "Key-Type",
+	hdrUserID:    "User-Id",
+	hdrUserEmail: "User-Email",
+	hdrOrgID:     "Org-Id",
+	hdrOrgName:   "Org-Name",
+	hdrMetadata:  "Metadata",
+}
+
+// hopByHop are the headers that describe one connection, not the message
+// (RFC 9110 §7.6.1), dropped in both directions. Expect is dropped from
+// requests as well: keygate answered any 100-continue itself and sends the
+// body upstream at once.
+var hopByHop = [...]string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// framing are headers a Connection header may not remove: they frame or
+// route the message itself, and fasthttp keeps them outside the header list.
+var framing = [...]string{"Host", "Content-Length", "Transfer-Encoding", "Content-Type", "User-Agent"}
+
+// canonicalHeader returns name as fasthttp normalizes it: the first letter
+// and each letter after a dash upper case, the rest lower case.
+func canonicalHeader(name string) []byte {
+	b := []byte(name)
+	upper := true
+	for i, c := range b {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b[i] = c
+		upper = c == '-'
+	}
+	return b
+}
+
+// lower folds an ASCII letter to lower case and '_' to '-', so that header
+// names that some frameworks treat alike (X_Keygate_User_Id) compare equal.
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	if c == '_' {
+		return '-'
+	}
+	return c
+}
+
+// hasPrefixFold reports whether name starts with prefix, ignoring ASCII case
+// and treating '_' as '-'.
+func hasPrefixFold(name, prefix []byte) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i, c := range prefix {
+		if lower(name[i]) != lower(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFold reports whether a and b are the same header name (see lower).
+func equalFold(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHopByHop(name []byte) bool {
+	for _, h := range hopByHop {
+		if equalFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func isFraming(name []byte) bool {
+	for _, h := range framing {
+		if equalFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextToken splits the next comma-separated token off a header value such as
+// Connection's, trimming spaces and tabs. It returns rest == nil at the end.
+func nextToken(v []byte) (tok, rest []byte) {
+	i := bytes.IndexByte(v, ',')
+	if i < 0 {
+		tok, rest = v, nil
+	} else {
+		tok, rest = v[:i], v[i+1:]
+	}
+	return bytes.Trim(tok, " \t"), rest
+}
+
+// header is one received request header, pointing into the request's raw
+// header bytes (which deleting headers does not touch).
+type header struct{ key, value []byte }
+
+// rewriter removes headers a request must not carry upstream. Its scratch
+// slices are reused from request to request; it is not safe for concurrent
+// use (each request takes one from a pool).
+type rewriter struct {
+	del  [][]byte // names to delete, all copies
+	kept []header // headers kept, in the order received
+	xff  [][]byte // X-Forwarded-For values received, in order
+}
+
+// stripRequest deletes from h, in every copy, each header whose name starts
+// with prefix, each hop-by-hop header, each header a Connection header names,
+// the X-Forwarded-* headers (their received values are kept in rw.xff for the
+// caller to extend) and the extra names given. It keeps the relative order
+// of same-name headers that remain (fasthttp's delete does not).
+func (rw *rewriter) stripRequest(h *fasthttp.RequestHeader, prefix []byte, extra ...[]byte) {
+	rw.del = rw.del[:0]
+	rw.kept = rw.kept[:0]
+	rw.xff = rw.xff[:0]
+	visit := func(k, v []byte) {
+		switch {
+		case hasPrefixFold(k, prefix):
+			rw.del = append(rw.del, k)
+		case equalFold(k, "Connection"):
+			rw.del = append(rw.del, k)
+			for tok, rest := nextToken(v); ; tok, rest = nextToken(rest) {
+				if len(tok) > 0 && !isFraming(tok) {
+					rw.del = append(rw.del, tok)
+				}
+				if rest == nil {
+					break
+				}
+			}
+		case equalFold(k, "X-Forwarded-For"):
+			rw.del = append(rw.del, k)
+			rw.xff = append(rw.xff, v)
+		case isHopByHop(k) || equalFold(k, "Expect") ||
+			equalFold(k, "X-Forwarded-Proto") || equalFold(k, "X-Forwarded-Host"):
+			rw.del = append(rw.del, k)
+		case isExtra(k, extra):
+			rw.del = append(rw.del, k)
+		default:
+			rw.kept = append(rw.kept, header{k, v})
+		}
+	}
+	raw := len(h.RawHeaders()) > 0
+	if raw {
+		for k, v := range h.AllInOrder() {
+			visit(k, v)
+		}
+	} else {
+		// A request built in code rather than read from the wire has no raw
+		// headers; All then lists what was set.
+		for k, v := range h.All() {
+			visit(k, v)
+		}
+	}
+	// "Connection: close" alone is kept as a flag, not as a header.
+	h.ResetConnectionClose()
+	if len(rw.del) == 0 {
+		return
+	}
+	for _, name := range rw.del {
+		h.DelBytes(name)
+	}
+	if raw {
+		// Raw header bytes are not touched by deletes, so kept stays valid.
+		rw.restoreOrder(h)
+	}
+}
+
+func isExtra(k []byte, extra [][]byte) bool {
+	for _, x := range extra {
+		if bytes.EqualFold(k, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreOrder re-adds, in the order received, every kept header whose name
+// occurs more than once: fasthttp deletes by swapping with the last header,
+// which may have reordered them, and their order is significant.
+func (rw *rewriter) restoreOrder(h *fasthttp.RequestHeader) {
+	for i := range rw.kept {
+		k := rw.kept[i].key
+		// fasthttp keeps these outside its header list (and parses Cookie
+		// when it is added), and a client sends each at most once.
+		if k == nil || isFraming(k) || equalFold(k, "Cookie") {
+			continue
+		}
+		dup := false
+		for j := i + 1; j < len(rw.kept); j++ {
+			if bytes.EqualFold(rw.kept[j].key, k) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			continue
+		}
+		h.DelBytes(k)
+		for j := i; j < len(rw.kept); j++ {
+			if rw.kept[j].key != nil && bytes.EqualFold(rw.kept[j].key, k) {
+				h.AddBytesKV(k, rw.kept[j].value)
+				if j != i {
+					rw.kept[j].key = nil
+				}
+			}
+		}
+	}
+}
+
+// stripResponse deletes the hop-by-hop headers of an upstream response and
+// those its Connection headers name.
+func (rw *rewriter) stripResponse(h *fasthttp.ResponseHeader) {
+	rw.del = rw.del[:0]
+	for k, v := range h.All() {
+		if !isHopByHop(k) {
+			continue
+		}
+		rw.del = append(rw.del, k)
+		if !equalFold(k, "Connection") {
+			continue
+		}
+		for tok, rest := nextToken(v); ; tok, rest = nextToken(rest) {
+			if len(tok) > 0 && !isFraming(tok) {
+				rw.del = append(rw.del, tok)
+			}
+			if rest == nil {
+				break
+			}
+		}
+	}
+	for _, name := range rw.del {
+		h.DelBytes(name)
+	}
+}

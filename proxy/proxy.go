@@ -1,0 +1,763 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limiter"
+	"github.com/keygate/keygate/metrics"
+)
+
+// Options configure a Proxy. Zero durations mean no limit unless a default
+// is named.
+type Options struct {
+	// Upstreams are the base URLs requests go to, load balanced (at least
+	// one). A base URL's path is put in front of every request's path.
+	Upstreams []string
+	// DialTimeout bounds connecting to an upstream; 0 means 5s.
+	DialTimeout time.Duration
+	// UpstreamTimeout bounds the whole upstream exchange, from connecting to
+	// the last byte of the response; after it the client gets 504 (or, once
+	// the response has begun, a cut connection). 0 means 30s.
+	UpstreamTimeout time.Duration
+	// ReadTimeout, WriteTimeout and IdleTimeout bound the client side:
+	// reading a request, writing a response, an idle keep-alive connection.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxConnsPerUpstream caps connections to each upstream; 0 means 512.
+	MaxConnsPerUpstream int
+	// PublicPaths are path.Match globs of paths that pass without a key. A
+	// pattern ending in "/**" matches the path before it and everything
+	// below ("/docs/**" matches /docs, /docs/ and /docs/a/b). Patterns are
+	// matched against the percent-decoded path; a path that an upstream
+	// could resolve differently (dot segments, doubled, encoded or back
+	// slashes) is never public. A key sent to a public path is not checked
+	// and gives no identity, but is still removed when StripCredentials.
+	PublicPaths []string
+	// KeyHeaders are the headers a key may come in, after Authorization.
+	KeyHeaders []string
+	// KeyQueryParam is the query parameter a key may come in; "" means none.
+	KeyQueryParam string
+	// HeaderPrefix starts the identity headers' names; "" means "X-Keygate-".
+	// Incoming headers with this prefix are always removed.
+	HeaderPrefix string
+	// StripCredentials removes the key's header or query parameter before
+	// forwarding.
+	StripCredentials bool
+	// MaxBodyBytes bounds request bodies (413 beyond); 0 means no limit.
+	MaxBodyBytes int64
+	// PortalPath is where the self-service pages live; requests under it go
+	// to Portal without any key check. Ignored when Portal is nil.
+	PortalPath string
+	Portal     fasthttp.RequestHandler
+	// UpstreamTLS configures connections to https upstreams (a private CA,
+	// client certificates); nil means the system's roots.
+	UpstreamTLS *tls.Config
+	// Dial connects to an upstream address (host:port) within timeout; nil
+	// means TCP. Tests and benchmarks dial in memory.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+	// Logger receives upstream and store failures; nil discards them.
+	Logger *slog.Logger
+	// Now returns the time used for latency metrics; nil means time.Now.
+	Now func() time.Time
+}
+
+// Proxy is keygate's proxy port: it checks each request's key through a
+// Gate and forwards what passes to an upstream, streaming both bodies.
+// Create it with New; it is safe for concurrent use.
+type Proxy struct {
+	gate *Gate
+	m    *metrics.Metrics
+	log  *slog.Logger
+	now  func() time.Time
+
+	ups       []*upstream
+	next      atomic.Uint64 // round robin
+	upTimeout time.Duration
+
+	ext        extractor
+	public     pathMatcher
+	portalPath []byte
+	portal     fasthttp.RequestHandler
+	strip      bool
+	maxBody    int64
+
+	prefix  []byte                     // identity header prefix, canonical
+	idNames [numIdentityHeaders][]byte // full identity header names
+
+	states sync.Pool // *reqState
+	srv    *fasthttp.Server
+
+	mu     sync.Mutex // guards closed and lns
+	closed bool
+	lns    []net.Listener
+
+	errTooLarge []byte // 413 body, which names the limit
+}
+
+// reqState is one request's scratch space, pooled.
+type reqState struct {
+	rw  rewriter
+	buf []byte
+}
+
+var (
+	hXForwardedFor   = []byte("X-Forwarded-For")
+	hXForwardedProto = []byte("X-Forwarded-Proto")
+	hXForwardedHost  = []byte("X-Forwarded-Host")
+	hRateLimitLimit  = []byte("Ratelimit-Limit")
+	hRateLimitRemain = []byte("Ratelimit-Remaining")
+	hRateLimitReset  = []byte("Ratelimit-Reset")
+	hRetryAfter      = []byte("Retry-After")
+	hWWWAuthenticate = []byte("Www-Authenticate")
+	schemeHTTP       = []byte("http")
+	schemeHTTPS      = []byte("https")
+)
+
+// New returns a Proxy checking keys with g.
+func New(g *Gate, opts Options) (*Proxy, error) {
+	if len(opts.Upstreams) == 0 {
+		return nil, errors.New("proxy.upstreams: at least one upstream is required")
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 30 * time.Second
+	}
+	if opts.MaxConnsPerUpstream <= 0 {
+		opts.MaxConnsPerUpstream = 512
+	}
+	if opts.HeaderPrefix == "" {
+		opts.HeaderPrefix = "X-Keygate-"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Proxy{
+		gate:      g,
+		m:         g.m,
+		log:       opts.Logger,
+		now:       opts.Now,
+		upTimeout: opts.UpstreamTimeout,
+		strip:     opts.StripCredentials,
+		maxBody:   opts.MaxBodyBytes,
+		prefix:    canonicalHeader(opts.HeaderPrefix),
+	}
+	p.states.New = func() any { return &reqState{buf: make([]byte, 0, 1024)} }
+	if !validHeaderName(opts.HeaderPrefix) {
+		return nil, fmt.Errorf("proxy.header_prefix: %q is not a valid header name", opts.HeaderPrefix)
+	}
+	for i, s := range identityHeaderSuffixes {
+		p.idNames[i] = canonicalHeader(opts.HeaderPrefix + s)
+	}
+	for i, u := range opts.Upstreams {
+		up, err := newUpstream(u, opts)
+		if err != nil {
+			return nil, fmt.Errorf("proxy.upstreams[%d]: %w", i, err)
+		}
+		p.ups = append(p.ups, up)
+	}
+	for _, h := range opts.KeyHeaders {
+		if !validHeaderName(h) {
+			return nil, fmt.Errorf("proxy.key_headers: %q is not a valid header name", h)
+		}
+		if hasPrefixFold([]byte(h), p.prefix) {
+			return nil, fmt.Errorf("proxy.key_headers: %q starts with the identity prefix %q", h, opts.HeaderPrefix)
+		}
+		p.ext.headers = append(p.ext.headers, canonicalHeader(h))
+	}
+	if opts.KeyQueryParam != "" {
+		p.ext.param = []byte(opts.KeyQueryParam)
+	}
+	var err error
+	if p.public, err = newPathMatcher(opts.PublicPaths); err != nil {
+		return nil, fmt.Errorf("proxy.public_paths: %w", err)
+	}
+	if opts.Portal != nil {
+		if !strings.HasPrefix(opts.PortalPath, "/") {
+			return nil, fmt.Errorf("portal.path: %q must start with /", opts.PortalPath)
+		}
+		p.portalPath = []byte(strings.TrimSuffix(opts.PortalPath, "/"))
+		p.portal = opts.Portal
+	}
+	msg := "the request body is too large"
+	if p.maxBody > 0 {
+		msg = fmt.Sprintf("the request body is larger than %d bytes", p.maxBody)
+	}
+	p.errTooLarge = errorBody("request_too_large", msg)
+
+	maxReq := int(p.maxBody) // with streaming, only what is read ahead
+	if maxReq <= 0 || maxReq > 64<<10 {
+		maxReq = 64 << 10
+	}
+	p.srv = &fasthttp.Server{
+		Handler:                      p.Handler,
+		ReadTimeout:                  opts.ReadTimeout,
+		WriteTimeout:                 opts.WriteTimeout,
+		IdleTimeout:                  opts.IdleTimeout,
+		MaxRequestBodySize:           maxReq,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		SecureErrorLogMessage:        true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{opts.Logger},
+	}
+	return p, nil
+}
+
+// Serve accepts connections on ln until Shutdown, then returns nil.
+func (p *Proxy) Serve(ln net.Listener) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	p.lns = append(p.lns, ln)
+	p.mu.Unlock()
+	return p.srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for
+// requests under way to finish. Serve calls after it return at once.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	err := p.srv.ShutdownWithContext(ctx)
+	// A Serve that had not yet handed its listener to fasthttp when the
+	// shutdown began is missed by it; closing the listener ends it.
+	p.mu.Lock()
+	for _, ln := range p.lns {
+		ln.Close()
+	}
+	p.mu.Unlock()
+	for _, u := range p.ups {
+		u.hc.CloseIdleConnections()
+	}
+	return err
+}
+
+// Handler serves one request on the proxy port. The request should be one
+// read from the wire (as fasthttp.Server does): header removal works on the
+// headers as received.
+func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
+	if p.portal != nil && underPath(pathOf(ctx.Request.Header.RequestURI()), p.portalPath) {
+		p.portal(ctx)
+		return
+	}
+	start := p.now()
+	st := p.states.Get().(*reqState)
+	result, upstream := p.serve(ctx, st)
+	p.states.Put(st)
+	if p.m != nil {
+		p.m.Request(result)
+		p.m.ObserveGateway(p.now().Sub(start) - upstream)
+		if upstream > 0 {
+			p.m.ObserveUpstream(upstream)
+		}
+	}
+}
+
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, time.Duration) {
+	req := &ctx.Request
+	if p.maxBody > 0 && int64(req.Header.ContentLength()) > p.maxBody {
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, p.errTooLarge)
+		return metrics.ResultTooLarge, 0
+	}
+	uri := req.Header.RequestURI()
+	var (
+		e      *entry
+		res    limiter.Result
+		cred   credential
+		result = metrics.ResultPublic
+	)
+	public := p.public.match(pathOf(uri), &st.buf)
+	if public && p.strip {
+		cred = p.ext.extract(&req.Header, uri, st.buf[:0]) // to remove it
+	}
+	if !public {
+		cred = p.ext.extract(&req.Header, uri, st.buf[:0])
+		if cred.src == credNone {
+			ctx.Response.Header.SetCanonical(hWWWAuthenticate, []byte(`Bearer realm="keygate"`))
+			writeError(ctx, fasthttp.StatusUnauthorized, errMissingKey)
+			return metrics.ResultMissingKey, 0
+		}
+		var err error
+		// Not ctx: fasthttp cancels it when shutdown begins, and requests
+		// under way should still finish.
+		e, res, err = p.gate.check(context.Background(), cred.token)
+		if err != nil {
+			return p.reject(ctx, st, err, res), 0
+		}
+		result = metrics.ResultAllowed
+	}
+
+	p.rewrite(ctx, st, e, cred)
+	if p.maxBody > 0 && req.Header.ContentLength() == -1 && req.IsBodyStream() {
+		// Chunked: the size is known only once read, so count as it streams.
+		req.SetBodyStream(&limitedReader{r: req.BodyStream(), left: p.maxBody}, -1)
+	}
+	u := p.pick()
+	st.buf = u.prepare(req, st.buf)
+	ctx.Response.Header.SetNoDefaultContentType(true)
+
+	t := p.now()
+	err := u.hc.DoDeadline(req, &ctx.Response, t.Add(p.upTimeout))
+	upstream := p.now().Sub(t)
+	if err != nil {
+		return p.upstreamFailed(ctx, u, err), upstream
+	}
+	st.rw.stripResponse(&ctx.Response.Header)
+	if res.Limit > 0 {
+		st.buf = setRateLimit(&ctx.Response.Header, res, st.buf)
+	}
+	return result, upstream
+}
+
+// rewrite turns the client's request into the upstream's: it removes
+// spoofed identity headers, hop-by-hop headers and (when configured) the
+// credential, then sets the identity and X-Forwarded-* headers.
+func (p *Proxy) rewrite(ctx *fasthttp.RequestCtx, st *reqState, e *entry, cred credential) {
+	h := &ctx.Request.Header
+	var extraBuf [1][]byte
+	extra := extraBuf[:0]
+	if p.strip {
+		switch cred.src {
+		case credBearer, credAuthorization:
+			extra = append(extra, authorization)
+		case credHeader:
+			extra = append(extra, p.ext.headers[cred.header])
+		}
+	}
+	st.rw.stripRequest(h, p.prefix, extra...)
+	h.SetNoDefaultContentType(true) // forward no Content-Type the client did not send
+
+	if e != nil {
+		for i, v := range e.hdr {
+			if v != nil {
+				h.SetCanonical(p.idNames[i], v)
+			}
+		}
+	}
+
+	// X-Forwarded-For: the client's list, in order, then the client.
+	b := st.buf[:0]
+	for i, v := range st.rw.xff {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, v...)
+	}
+	if len(b) > 0 {
+		b = append(b, ", "...)
+	}
+	b = appendIP(b, ctx.RemoteIP())
+	h.SetCanonical(hXForwardedFor, b)
+	if ctx.IsTLS() {
+		h.SetCanonical(hXForwardedProto, schemeHTTPS)
+	} else {
+		h.SetCanonical(hXForwardedProto, schemeHTTP)
+	}
+	h.SetCanonical(hXForwardedHost, h.Host())
+
+	if p.strip && cred.src == credQuery {
+		b = appendWithoutParam(b[:0], h.RequestURI(), p.ext.param)
+		ctx.Request.SetRequestURIBytes(b)
+	}
+	st.buf = b
+}
+
+// reject answers a request the gate refused.
+func (p *Proxy) reject(ctx *fasthttp.RequestCtx, st *reqState, err error, res limiter.Result) metrics.Result {
+	switch {
+	case errors.Is(err, limiter.ErrLimited):
+		wait := ceilSeconds(res.RetryAfter)
+		st.buf = setRateLimit(&ctx.Response.Header, res, st.buf[:0])
+		b := fasthttp.AppendUint(st.buf[:0], int(wait))
+		ctx.Response.Header.SetCanonical(hRetryAfter, b)
+		b = append(b[:0], `{"error":"rate_limited","message":"rate limit exceeded, retry in `...)
+		b = fasthttp.AppendUint(b, int(wait))
+		b = append(b, ` s","wait_seconds":`...)
+		b = fasthttp.AppendUint(b, int(wait))
+		b = append(b, '}')
+		writeError(ctx, fasthttp.StatusTooManyRequests, b)
+		st.buf = b
+		return metrics.ResultRateLimited
+	case errors.Is(err, keys.ErrExpiredKey):
+		ctx.Response.Header.SetCanonical(hWWWAuthenticate, []byte(`Bearer realm="keygate", error="invalid_token"`))
+		writeError(ctx, fasthttp.StatusUnauthorized, errExpiredKey)
+		return metrics.ResultExpiredKey
+	case errors.Is(err, keys.ErrInvalidKey):
+		ctx.Response.Header.SetCanonical(hWWWAuthenticate, []byte(`Bearer realm="keygate", error="invalid_token"`))
+		writeError(ctx, fasthttp.StatusUnauthorized, errInvalidKey)
+		return metrics.ResultInvalidKey
+	}
+	p.log.Error("key lookup failed", slog.Any("err", err))
+	writeError(ctx, fasthttp.StatusServiceUnavailable, errStore)
+	return metrics.ResultStoreError
+}
+
+// upstreamFailed answers a request whose upstream exchange failed.
+func (p *Proxy) upstreamFailed(ctx *fasthttp.RequestCtx, u *upstream, err error) metrics.Result {
+	ctx.Response.Reset()
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		ctx.SetConnectionClose() // the rest of the body is still coming
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, p.errTooLarge)
+		return metrics.ResultTooLarge
+	case errors.Is(err, fasthttp.ErrTimeout):
+		p.log.Warn("upstream timed out", slog.String("upstream", u.name), slog.Duration("timeout", p.upTimeout))
+		writeError(ctx, fasthttp.StatusGatewayTimeout, errUpstreamTimeout)
+		return metrics.ResultUpstreamTimeout
+	}
+	u.markDown(p.now())
+	p.log.Warn("upstream unavailable", slog.String("upstream", u.name), slog.Any("err", err))
+	writeError(ctx, fasthttp.StatusBadGateway, errUpstreamDown)
+	return metrics.ResultUpstreamError
+}
+
+// pick returns the next upstream in round robin, skipping upstreams that
+// recently failed unless all did.
+func (p *Proxy) pick() *upstream {
+	if len(p.ups) == 1 {
+		return p.ups[0]
+	}
+	n := uint64(len(p.ups))
+	start := p.next.Add(1)
+	now := p.now().UnixNano()
+	for i := uint64(0); i < n; i++ {
+		if u := p.ups[(start+i)%n]; u.downUntil.Load() <= now {
+			return u
+		}
+	}
+	return p.ups[start%n]
+}
+
+// setRateLimit adds the RateLimit-* headers for res, using buf as scratch.
+func setRateLimit(h *fasthttp.ResponseHeader, res limiter.Result, buf []byte) []byte {
+	buf = fasthttp.AppendUint(buf[:0], int(res.Limit))
+	h.SetCanonical(hRateLimitLimit, buf)
+	buf = fasthttp.AppendUint(buf[:0], int(max(res.Remaining, 0)))
+	h.SetCanonical(hRateLimitRemain, buf)
+	buf = fasthttp.AppendUint(buf[:0], int(ceilSeconds(res.Reset)))
+	h.SetCanonical(hRateLimitReset, buf)
+	return buf
+}
+
+// ceilSeconds rounds d up to whole seconds, at least 1 when d > 0.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+func appendIP(b []byte, ip net.IP) []byte {
+	if ip4 := ip.To4(); ip4 != nil {
+		return fasthttp.AppendIPv4(b, ip4)
+	}
+	if a, ok := netip.AddrFromSlice(ip); ok {
+		return a.AppendTo(b)
+	}
+	return append(b, "unknown"...)
+}
+
+// pathOf returns the path of a raw request URI, without its query.
+func pathOf(uri []byte) []byte {
+	if i := bytes.IndexAny(uri, "?#"); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
+
+// underPath reports whether p is base or below it.
+func underPath(p, base []byte) bool {
+	return bytes.HasPrefix(p, base) && (len(p) == len(base) || p[len(base)] == '/')
+}
+
+// Errors JSON bodies (SPEC §3).
+var (
+	errMissingKey      = errorBody("missing_api_key", "an API key is required: send it as Authorization: Bearer <key>")
+	errInvalidKey      = errorBody("invalid_api_key", "the API key is not valid")
+	errExpiredKey      = errorBody("expired_api_key", "the API key has expired")
+	errStore           = errorBody("store_unavailable", "the key store is unavailable, try again shortly")
+	errUpstreamDown    = errorBody("upstream_unavailable", "the upstream service is unavailable")
+	errUpstreamTimeout = errorBody("upstream_timeout", "the upstream service did not answer in time")
+)
+
+func errorBody(code, msg string) []byte {
+	return []byte(`{"error":"` + code + `","message":"` + msg + `"}`)
+}
+
+var contentTypeJSON = []byte("application/json")
+
+func writeError(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.SetBody(body)
+}
+
+// errBodyTooLarge ends a chunked request body that outgrows max_body_bytes.
+var errBodyTooLarge = errors.New("request body too large")
+
+// limitedReader passes a body through until more than left bytes came.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
+
+// upstream is one base URL and its connection pool.
+type upstream struct {
+	name      string // the URL, for logs
+	hc        *fasthttp.HostClient
+	host      []byte // Host header
+	scheme    []byte
+	prefix    []byte       // base path, without a trailing slash
+	downUntil atomic.Int64 // unix ns; skipped by pick until then
+}
+
+func newUpstream(raw string, opts Options) (*upstream, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%q must be an http:// or https:// URL with a host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%q must not have a query, fragment or user info", raw)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		if u.Scheme == "https" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
+	dialTimeout, dial := opts.DialTimeout, opts.Dial
+	if dial == nil {
+		dial = fasthttp.DialTimeout
+	}
+	up := &upstream{
+		name:   raw,
+		host:   []byte(u.Host),
+		scheme: []byte(u.Scheme),
+		prefix: []byte(strings.TrimSuffix(u.EscapedPath(), "/")),
+	}
+	up.hc = &fasthttp.HostClient{
+		Addr:      addr,
+		IsTLS:     u.Scheme == "https",
+		TLSConfig: opts.UpstreamTLS,
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			return dial(addr, min(timeout, dialTimeout))
+		},
+		MaxConns:                 opts.MaxConnsPerUpstream,
+		MaxConnWaitTimeout:       opts.UpstreamTimeout,
+		MaxIdleConnDuration:      opts.IdleTimeout,
+		ReadTimeout:              opts.UpstreamTimeout,
+		WriteTimeout:             opts.UpstreamTimeout,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		StreamResponseBody:       true,
+		SecureErrorLogMessage:    true,
+		// One retry, only of a safe request whose reused connection had gone
+		// stale; a request with a streamed body is never retried.
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
+			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
+			return false, safe && !errors.Is(err, fasthttp.ErrTimeout)
+		},
+	}
+	return up, nil
+}
+
+// prepare points req at u: the Host header, the scheme and the base path.
+func (u *upstream) prepare(req *fasthttp.Request, buf []byte) []byte {
+	if len(u.prefix) > 0 {
+		buf = append(append(buf[:0], u.prefix...), req.Header.RequestURI()...)
+		req.SetRequestURIBytes(buf)
+	}
+	req.Header.SetHostBytes(u.host)
+	req.UseHostHeader = true
+	req.URI().SetSchemeBytes(u.scheme)
+	return buf
+}
+
+// markDown keeps pick away from u for a second after a failure.
+func (u *upstream) markDown(now time.Time) {
+	u.downUntil.Store(now.Add(time.Second).UnixNano())
+}
+
+// pathMatcher matches request paths against the public path globs.
+type pathMatcher struct {
+	globs    []string // path.Match patterns
+	prefixes []string // "/docs" for "/docs/**"
+}
+
+func newPathMatcher(patterns []string) (pathMatcher, error) {
+	var m pathMatcher
+	for _, pat := range patterns {
+		if !strings.HasPrefix(pat, "/") {
+			return m, fmt.Errorf("%q must start with /", pat)
+		}
+		if base, ok := strings.CutSuffix(pat, "/**"); ok {
+			if _, err := path.Match(base, ""); err != nil {
+				return m, fmt.Errorf("%q: %w", pat, err)
+			}
+			m.prefixes = append(m.prefixes, base)
+			continue
+		}
+		if _, err := path.Match(pat, ""); err != nil {
+			return m, fmt.Errorf("%q: %w", pat, err)
+		}
+		m.globs = append(m.globs, pat)
+	}
+	return m, nil
+}
+
+// match reports whether the raw path is public. scratch receives the
+// decoded path.
+func (m *pathMatcher) match(raw []byte, scratch *[]byte) bool {
+	if len(m.globs) == 0 && len(m.prefixes) == 0 {
+		return false
+	}
+	p, ok := cleanPath(raw, (*scratch)[:0])
+	*scratch = p
+	if !ok {
+		return false
+	}
+	s := unsafe.String(unsafe.SliceData(p), len(p))
+	for _, g := range m.globs {
+		if ok, _ := path.Match(g, s); ok {
+			return true
+		}
+	}
+	for _, base := range m.prefixes {
+		if matchPrefixGlob(base, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchPrefixGlob reports whether some leading segments of s match the glob
+// base as a whole.
+func matchPrefixGlob(base, s string) bool {
+	n := strings.Count(base, "/")
+	i, seen := 0, 0
+	for ; i < len(s); i++ {
+		if s[i] == '/' {
+			seen++
+			if seen > n {
+				break
+			}
+		}
+	}
+	if seen < n {
+		return false
+	}
+	ok, _ := path.Match(base, s[:i])
+	return ok
+}
+
+// cleanPath percent-decodes a raw path into dst, refusing any path that an
+// upstream might resolve to another one: not starting with '/', holding
+// "//", a backslash, a "." or ".." segment, an encoded '/', '\', '.' or
+// control character.
+func cleanPath(raw, dst []byte) ([]byte, bool) {
+	if len(raw) == 0 || raw[0] != '/' {
+		return dst, false
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '\\' || c < ' ' || c == 0x7f:
+			return dst, false
+		case c == '/':
+			if i+1 < len(raw) && raw[i+1] == '/' {
+				return dst, false
+			}
+			seg := raw[i+1:]
+			if j := bytes.IndexByte(seg, '/'); j >= 0 {
+				seg = seg[:j]
+			}
+			if string(seg) == "." || string(seg) == ".." {
+				return dst, false
+			}
+			dst = append(dst, c)
+		case c == '%':
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return dst, false
+			}
+			d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			if d == '/' || d == '\\' || d == '.' || d < ' ' || d == 0x7f || d == '%' {
+				return dst, false
+			}
+			dst = append(dst, d)
+			i += 2
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst, true
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isBase62(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isBase62(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
+}
