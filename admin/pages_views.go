@@ -94,46 +94,13 @@ func (d *Dashboard) chart(r *http.Request, q keys.UsageQuery, what string) (temp
 	return usage.SVG(points, usage.ChartOptions{Title: what + ", last " + rng.Label, From: q.From, To: q.To, Interval: q.Interval}), links, nil
 }
 
-// overviewTopKeys is how many keys the traffic fallback sums.
-const overviewTopKeys = 50
-
-// traffic returns the usage of all keys over q's range. A store that takes
-// a query without a key, user or org answers it whole; otherwise it is the
-// sum of the busiest keys' series, exact unless overviewTopKeys keys or more
-// had traffic (then note says so).
-func (d *Dashboard) traffic(ctx context.Context, q keys.UsageQuery) (points []keys.UsagePoint, note string, err error) {
-	points, _, err = d.store.Usage(ctx, q)
-	if err == nil || keys.ErrorCode(err) != keys.EInvalid {
-		return points, "", err
-	}
-	top, err := d.store.TopKeys(ctx, q.From, overviewTopKeys)
+// traffic returns the usage of all keys over q's range, zero-filled.
+func (d *Dashboard) traffic(ctx context.Context, q keys.UsageQuery) ([]keys.UsagePoint, string, error) {
+	points, _, err := d.store.Usage(ctx, q)
 	if err != nil {
 		return nil, "", err
 	}
-	sum := map[int64]keys.UsagePoint{}
-	for _, t := range top {
-		kq := q
-		kq.KeyID = t.ID
-		ps, _, err := d.store.Usage(ctx, kq)
-		if err != nil {
-			return nil, "", err
-		}
-		for _, p := range ps {
-			s := sum[p.T]
-			s.T, s.Allowed, s.RateLimited = p.T, s.Allowed+p.Allowed, s.RateLimited+p.RateLimited
-			sum[p.T] = s
-		}
-	}
-	points = keys.FillUsage(nil, q)
-	for i := range points {
-		if s, ok := sum[points[i].T]; ok {
-			points[i] = s
-		}
-	}
-	if len(top) == overviewTopKeys {
-		note = fmt.Sprintf("The %d busiest keys.", overviewTopKeys)
-	}
-	return points, note, nil
+	return keys.FillUsage(points, q), "", nil
 }
 
 type countRow struct {

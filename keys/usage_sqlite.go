@@ -105,10 +105,12 @@ func usageKeys(q UsageQuery) (string, string, error) {
 			n++
 		}
 	}
-	if n != 1 {
-		return "", "", Errorf(EInvalid, "usage: name exactly one of key_id, user_id and org_id")
+	if n > 1 {
+		return "", "", Errorf(EInvalid, "usage: name at most one of key_id, user_id and org_id")
 	}
 	switch {
+	case n == 0:
+		return `? = ''`, "", nil // every key: the dashboard's overview
 	case q.KeyID != "":
 		return `key_id = ?`, q.KeyID, nil
 	case q.UserID != "":

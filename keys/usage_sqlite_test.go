@@ -199,7 +199,6 @@ func TestUsageSeries(t *testing.T) {
 func TestUsageBadQuery(t *testing.T) {
 	s := usageTestStore(t)
 	for _, q := range []UsageQuery{
-		{From: base, To: base + 60, Interval: "minute"},
 		{KeyID: "k", UserID: "u", From: base, To: base + 60, Interval: "minute"},
 		{KeyID: "k", From: base, To: base + 60, Interval: "week"},
 		{KeyID: "k", From: base, To: base + 60},
@@ -358,5 +357,23 @@ func BenchmarkAddUsage(b *testing.B) {
 		if err := s.AddUsage(context.Background(), counts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestUsageAllKeys(t *testing.T) {
+	s := usageTestStore(t)
+	usageInsertKey(t, s, "p1", TypePersonal, "u", "")
+	usageInsertKey(t, s, "o1", TypeOrg, "", "o")
+	usageInsertKey(t, s, "g1", TypeGeneric, "", "")
+	if err := s.AddUsage(context.Background(), []UsageCount{
+		{KeyID: "p1", Minute: base, Allowed: 3},
+		{KeyID: "o1", Minute: base + 60, Allowed: 4, RateLimited: 1},
+		{KeyID: "g1", Minute: base + 3600, RateLimited: 2},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	points, total := mustUsage(t, s, UsageQuery{From: base, To: base + 7200, Interval: "hour"})
+	if total != 10 || len(points) != 2 || points[0].Allowed != 7 || points[0].RateLimited != 1 || points[1].RateLimited != 2 {
+		t.Fatalf("all keys: total %d, points %+v", total, points)
 	}
 }

@@ -81,17 +81,16 @@ type tomb struct {
 // entry is what a token hash resolves to. Apart from validAt it is
 // immutable once stored, and shared by every request using the key.
 type entry struct {
-	hash     [32]byte
-	id       *keys.Identity // nil: unknown token (negative entry)
-	gen      uint64         // generation read before the store lookup
-	expires  int64          // unix ns: load start + TTL
-	validAt  atomic.Uint64  // latest generation at which no tombstone applied
-	names    [3]string      // tombstone names relevant to the entry; "" = none
-	keyID    string
-	owner    string
-	limit    limiter.Limit
-	hdr      [numIdentityHeaders][]byte // identity header values; nil = header absent
-	typeName string
+	hash    [32]byte
+	id      *keys.Identity // nil: unknown token (negative entry)
+	gen     uint64         // generation read before the store lookup
+	expires int64          // unix ns: load start + TTL
+	validAt atomic.Uint64  // latest generation at which no tombstone applied
+	names   [3]string      // tombstone names relevant to the entry; "" = none
+	keyID   string
+	owner   string
+	limit   limiter.Limit
+	hdr     [numIdentityHeaders][]byte // identity header values; nil = header absent
 }
 
 // Identity header slots, in the order of identityHeaderSuffixes.
@@ -265,7 +264,6 @@ func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires 
 	k := &id.Key
 	e.keyID = k.ID
 	e.owner = id.Owner()
-	e.typeName = k.Type.String()
 	if r := id.OwnerRateLimit(); r != nil {
 		e.limit = limiter.Limit{Limit: r.Limit, Window: r.Window}
 	} else if k.Type < keys.Type(len(c.limits)) {
@@ -281,7 +279,7 @@ func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires 
 	}
 
 	e.hdr[hdrKeyID] = headerValue(k.ID)
-	e.hdr[hdrKeyType] = headerValue(e.typeName)
+	e.hdr[hdrKeyType] = headerValue(k.Type.String())
 	if k.UserID != "" {
 		e.hdr[hdrUserID] = headerValue(k.UserID)
 		if id.User != nil && id.User.Email != "" {

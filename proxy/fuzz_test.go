@@ -157,6 +157,7 @@ var rewriteCases = []string{
 	"Accept: a\r\nX-API-Key: k\r\nAccept: b\r\nX-Forwarded-For: 1.2.3.4\r\n",
 	"X-Forwarded-For: a\r\nX-Forwarded-For: b\r\nX-Forwarded-Host: h\r\n",
 	"Cookie: a=1\r\nX-Keygate-Metadata: {}\r\n",
+	"X-API-Key: k\r\nAccept: a\r\nAccept: b\r\nAccept: c\r\n", // deleting the first header reverses the rest in fasthttp
 }
 
 // FuzzRewriteHeaders checks the request rewrite on arbitrary header blocks:

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
 )
@@ -511,5 +513,37 @@ func warm(t testing.TB, s *stack, tok []byte) {
 		if i == 100 {
 			t.Fatal("the cache does not keep the key")
 		}
+	}
+}
+
+// TestGateLimiterErrors: when the limiter backend fails, its on_error policy
+// decides and the failure is counted.
+func TestGateLimiterErrors(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: freePort(t), MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { client.Close() })
+	for _, tt := range []struct {
+		onError limiter.OnError
+		allowed bool
+	}{{limiter.OnErrorAllow, true}, {limiter.OnErrorDeny, false}} {
+		t.Run(tt.onError.String(), func(t *testing.T) {
+			s := newStack(t, stackConfig{})
+			s.user("alice", &keys.RateLimit{Limit: 5, Window: time.Minute})
+			_, tok := s.key(keys.CreateKeyInput{UserID: "alice"})
+			g := NewGate(s.svc, s.cache, GateOptions{
+				Limiter: limiter.NewRedis(client, limiter.RedisOptions{OnError: tt.onError}),
+				Metrics: s.m,
+				Now:     s.clock.Now,
+			})
+			_, res, err := g.Check(context.Background(), tok)
+			if tt.allowed && (err != nil || !res.Allowed) {
+				t.Errorf("on_error allow: %v %+v", err, res)
+			}
+			if !tt.allowed && (!errors.Is(err, limiter.ErrLimited) || res.RetryAfter <= 0) {
+				t.Errorf("on_error deny: %v %+v", err, res)
+			}
+			if got := metricValue(t, s, "keygate_limiter_errors_total"); got != 1 {
+				t.Errorf("limiter errors = %v, want 1", got)
+			}
+		})
 	}
 }

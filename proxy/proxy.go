@@ -126,6 +126,8 @@ var (
 	hRateLimitReset  = []byte("Ratelimit-Reset")
 	hRetryAfter      = []byte("Retry-After")
 	hWWWAuthenticate = []byte("Www-Authenticate")
+	challengeMissing = []byte(`Bearer realm="keygate"`)
+	challengeInvalid = []byte(`Bearer realm="keygate", error="invalid_token"`)
 	schemeHTTP       = []byte("http")
 	schemeHTTPS      = []byte("https")
 )
@@ -288,6 +290,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 		return metrics.ResultTooLarge, 0
 	}
 	uri := req.Header.RequestURI()
+	if len(uri) > 0 && uri[0] != '/' && bytes.Contains(uri, []byte("://")) {
+		// Absolute form (RFC 9112 §3.2.2): keep the path and query only.
+		req.URI().DisablePathNormalizing = true
+		req.SetRequestURIBytes(req.URI().RequestURI())
+		uri = req.Header.RequestURI()
+	}
 	var (
 		e      *entry
 		res    limiter.Result
@@ -301,7 +309,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 	if !public {
 		cred = p.ext.extract(&req.Header, uri, st.buf[:0])
 		if cred.src == credNone {
-			ctx.Response.Header.SetCanonical(hWWWAuthenticate, []byte(`Bearer realm="keygate"`))
+			ctx.Response.Header.SetCanonical(hWWWAuthenticate, challengeMissing)
 			writeError(ctx, fasthttp.StatusUnauthorized, errMissingKey)
 			return metrics.ResultMissingKey, 0
 		}
@@ -381,7 +389,9 @@ func (p *Proxy) rewrite(ctx *fasthttp.RequestCtx, st *reqState, e *entry, cred c
 	} else {
 		h.SetCanonical(hXForwardedProto, schemeHTTP)
 	}
-	h.SetCanonical(hXForwardedHost, h.Host())
+	if host := h.Host(); len(host) > 0 {
+		h.SetCanonical(hXForwardedHost, host)
+	}
 
 	if p.strip && cred.src == credQuery {
 		b = appendWithoutParam(b[:0], h.RequestURI(), p.ext.param)
@@ -394,8 +404,10 @@ func (p *Proxy) rewrite(ctx *fasthttp.RequestCtx, st *reqState, e *entry, cred c
 func (p *Proxy) reject(ctx *fasthttp.RequestCtx, st *reqState, err error, res limiter.Result) metrics.Result {
 	switch {
 	case errors.Is(err, limiter.ErrLimited):
-		wait := ceilSeconds(res.RetryAfter)
-		st.buf = setRateLimit(&ctx.Response.Header, res, st.buf[:0])
+		wait := max(ceilSeconds(res.RetryAfter), 1) // SPEC: wait_seconds >= 1
+		if res.Limit > 0 {
+			st.buf = setRateLimit(&ctx.Response.Header, res, st.buf[:0])
+		}
 		b := fasthttp.AppendUint(st.buf[:0], int(wait))
 		ctx.Response.Header.SetCanonical(hRetryAfter, b)
 		b = append(b[:0], `{"error":"rate_limited","message":"rate limit exceeded, retry in `...)
@@ -407,11 +419,11 @@ func (p *Proxy) reject(ctx *fasthttp.RequestCtx, st *reqState, err error, res li
 		st.buf = b
 		return metrics.ResultRateLimited
 	case errors.Is(err, keys.ErrExpiredKey):
-		ctx.Response.Header.SetCanonical(hWWWAuthenticate, []byte(`Bearer realm="keygate", error="invalid_token"`))
+		ctx.Response.Header.SetCanonical(hWWWAuthenticate, challengeInvalid)
 		writeError(ctx, fasthttp.StatusUnauthorized, errExpiredKey)
 		return metrics.ResultExpiredKey
 	case errors.Is(err, keys.ErrInvalidKey):
-		ctx.Response.Header.SetCanonical(hWWWAuthenticate, []byte(`Bearer realm="keygate", error="invalid_token"`))
+		ctx.Response.Header.SetCanonical(hWWWAuthenticate, challengeInvalid)
 		writeError(ctx, fasthttp.StatusUnauthorized, errInvalidKey)
 		return metrics.ResultInvalidKey
 	}

@@ -933,3 +933,13 @@ func TestPublicPathStripsCredential(t *testing.T) {
 		t.Errorf("Authorization = %q, want the Basic credentials kept", got)
 	}
 }
+
+func TestAbsoluteFormRequest(t *testing.T) {
+	s := newStack(t, stackConfig{proxy: Options{PublicPaths: []string{"/health"}}})
+	_, tok := s.key(keys.CreateKeyInput{})
+	e := expectOK(t, s.get(t, "http://other.example/a%2Fb//c?x=%20", bearerHeader(tok)))
+	if e.RequestURI != "/a%2Fb//c?x=%20" {
+		t.Errorf("upstream URI = %q", e.RequestURI)
+	}
+	expectOK(t, s.get(t, "http://other.example/health"))
+}
