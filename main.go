@@ -245,7 +245,7 @@ func (a *App) Open(ctx context.Context) error {
 		if cfg.Limiter.OnError == "deny" {
 			onErr = limiter.OnErrorDeny
 		}
-		r := limiter.NewRedis(a.redis, limiter.RedisOptions{Timeout: cfg.Limiter.Timeout, OnError: onErr, Logger: a.Logger, Errors: a.Metrics.LimiterError})
+		r := limiter.NewRedis(a.redis, limiter.RedisOptions{Timeout: cfg.Limiter.Timeout, OnError: onErr, Logger: a.Logger}) // the Gate counts limiter errors
 		lim, a.limiter = r, r
 	default:
 		m := limiter.NewMemory(limiter.MemoryOptions{IdleTTL: cfg.Limiter.IdleTTL})

@@ -3,13 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"time"
 
 	"github.com/keygate/keygate/bench/loadgen"
+	"github.com/keygate/keygate/keys"
 )
 
 // Targets from the issue for a million keys in SQLite.
@@ -19,20 +19,58 @@ const (
 	maxMissP99 = 500 * time.Microsecond
 )
 
-// errSeedNotWired is what seed returns until the bulk path exists.
-var errSeedNotWired = errors.New("bulk seeding is not wired yet: see the TODO on seed in bench/million.go")
-
 // seed fills a fresh keygate SQLite store at dbPath with n users
 // (bench-m-0000000 …), each owning one personal key, and writes the n
 // tokens, one a line, to tokensPath. It is timed, so it must be the fast bulk
 // path, not n admin calls. keygateBin is the keygate binary, for a CLI path.
 //
-// TODO(lead): wire to the bulk seeding path: keys.SQLite.ImportBulk (generate
-// tokens with keys.NewTokens("kg").New(keys.TypePersonal), write them to
-// tokensPath, import them) or `keygateBin keys seed ...`. Nothing else in the
-// -million test needs to change.
+// It writes through keys.SQLite's batched inserts (users, then keys with
+// their audit events), 50,000 rows a transaction.
 func seed(ctx context.Context, keygateBin, dbPath string, n int, tokensPath string) error {
-	return errSeedNotWired
+	st, err := keys.OpenSQLite(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tokens, err := keys.NewTokens("kg")
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(tokensPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	now := time.Now().Unix()
+	const batch = 50_000
+	for start := 0; start < n; start += batch {
+		m := min(batch, n-start)
+		users := make([]keys.User, m)
+		ks := make([]*keys.Key, m)
+		events := make([]keys.AuditEvent, m)
+		for i := range m {
+			uid := fmt.Sprintf("bench-m-%07d", start+i)
+			users[i] = keys.User{ID: uid, Email: uid + "@example.com", Enabled: true, CreatedAt: now, UpdatedAt: now}
+			tok, err := tokens.New(keys.TypePersonal)
+			if err != nil {
+				return err
+			}
+			w.WriteString(tok)
+			w.WriteByte('\n')
+			k := &keys.Key{ID: keys.NewID(), Type: keys.TypePersonal, UserID: uid, Display: tokens.Hint(tok),
+				Metadata: []byte(`{}`), CreatedAt: now, Hash: keys.Hash(tok)}
+			ks[i] = k
+			events[i] = keys.AuditEvent{At: now, Action: keys.ActionKeyCreated, Actor: "system", KeyID: k.ID, UserID: uid}
+		}
+		if err := st.InsertUsers(ctx, users, "system"); err != nil {
+			return err
+		}
+		if err := st.InsertKeys(ctx, ks, events); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
 }
 
 // millionKeys seeds a million keys, starts keygate on them and measures

@@ -450,3 +450,14 @@ func TestImportIgnoresDefaultExpiration(t *testing.T) {
 		t.Fatal("a minted key ignores default_expiration")
 	}
 }
+
+func TestOwnerFieldsRejectControlCharacters(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	if _, err := h.svc.UpsertUser(ctx, UserInput{ID: "eve", Email: "eve@x\r\nX-Keygate-User-Id: admin"}); ErrorCode(err) != EInvalid {
+		t.Fatalf("email with CRLF: %v", err)
+	}
+	if _, err := h.svc.UpsertOrg(ctx, OrgInput{ID: "evil", Name: "Evil\nCorp"}); ErrorCode(err) != EInvalid {
+		t.Fatalf("org name with LF: %v", err)
+	}
+}

@@ -313,6 +313,17 @@ func (s *Service) prepareKey(ctx context.Context, in *CreateKeyInput, imported b
 	return k, nil
 }
 
+// hasControl reports whether s holds a control character: values that
+// travel upstream in headers (email, org name) must not smuggle CR or LF.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
 func checkDisplayName(s string) string {
 	if !utf8.ValidString(s) {
 		return "must be valid UTF-8"
@@ -553,8 +564,8 @@ func (s *Service) UpsertUser(ctx context.Context, in UserInput) (*User, error) {
 		return nil, err
 	}
 	fe := fieldErrors{}
-	if len(in.Email) > 320 || !utf8.ValidString(in.Email) {
-		fe.add("email", "must be at most 320 characters of UTF-8")
+	if len(in.Email) > 320 || !utf8.ValidString(in.Email) || hasControl(in.Email) {
+		fe.add("email", "must be at most 320 characters of UTF-8, without control characters")
 	}
 	if in.Metadata != nil {
 		meta, msg := normalizeMetadata(in.Metadata)
@@ -626,8 +637,8 @@ func (s *Service) UpsertOrg(ctx context.Context, in OrgInput) (*Org, error) {
 	fe := fieldErrors{}
 	if in.Name == "" {
 		fe.add("name", "required")
-	} else if utf8.RuneCountInString(in.Name) > 200 || !utf8.ValidString(in.Name) {
-		fe.add("name", "must be at most 200 characters of UTF-8")
+	} else if utf8.RuneCountInString(in.Name) > 200 || !utf8.ValidString(in.Name) || hasControl(in.Name) {
+		fe.add("name", "must be at most 200 characters of UTF-8, without control characters")
 	}
 	if in.Metadata != nil {
 		meta, msg := normalizeMetadata(in.Metadata)

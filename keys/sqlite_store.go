@@ -767,3 +767,28 @@ func (s *SQLite) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, er
 }
 
 var _ Store = (*SQLite)(nil)
+
+// InsertUsers inserts new users in one transaction: the bulk path for
+// seeding and migrations, where per-user upserts would be too slow.
+func (s *SQLite) InsertUsers(ctx context.Context, us []User, actor string) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("prepare insert user: %w", err)
+		}
+		defer stmt.Close()
+		events := make([]AuditEvent, 0, len(us))
+		for _, u := range us {
+			meta := string(u.Metadata)
+			if meta == "" {
+				meta = "{}"
+			}
+			limit, win := rateLimitArgs(u.RateLimit)
+			if _, err := stmt.ExecContext(ctx, u.ID, u.Email, u.Enabled, meta, limit, win, u.CreatedAt, u.UpdatedAt); err != nil {
+				return fmt.Errorf("insert user %q: %w", u.ID, err)
+			}
+			events = append(events, AuditEvent{At: u.CreatedAt, Action: ActionUserUpserted, Actor: actor, UserID: u.ID})
+		}
+		return insertEvents(ctx, tx, events...)
+	})
+}

@@ -70,6 +70,17 @@ type Cache struct {
 	mu        sync.RWMutex // guards tombs and lastPrune; held for writing by Invalidate
 	tombs     map[string]tomb
 	lastPrune int64 // unix ns
+
+	fmu     sync.Mutex // guards flights
+	flights map[[32]byte]*flight
+}
+
+// flight is one store lookup under way; concurrent misses for the same
+// token wait for it instead of each asking the store.
+type flight struct {
+	done chan struct{}
+	e    *entry
+	err  error
 }
 
 // tomb records the last invalidation of one name.
@@ -139,6 +150,8 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		limits: opts.Limits,
 		now:    opts.Now,
 		tombs:  make(map[string]tomb),
+
+		flights: make(map[[32]byte]*flight),
 	}
 	c.lastPrune = c.now().UnixNano()
 	return c, nil
@@ -236,8 +249,39 @@ func (c *Cache) valid(e *entry, now int64) bool {
 	return true
 }
 
-// load asks src and caches the answer, positive or negative.
+// load asks src and caches the answer, positive or negative. Concurrent
+// loads of one hash share a single store lookup, so a burst of requests
+// with one unknown token costs the store one query.
 func (c *Cache) load(ctx context.Context, src Source, hash *[32]byte, now time.Time) (*entry, error) {
+	c.fmu.Lock()
+	if f, ok := c.flights[*hash]; ok {
+		c.fmu.Unlock()
+		<-f.done
+		// The flight may have started before an Invalidate that returned
+		// before this request began: then its answer is not good enough.
+		if f.err == nil && c.valid(f.e, now.UnixNano()) {
+			return f.e, nil
+		}
+		return c.loadNow(ctx, src, hash, now)
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[*hash] = f
+	c.fmu.Unlock()
+	f.e, f.err = c.loadNow(ctx, src, hash, now)
+	if f.err == nil {
+		// Set is asynchronous: wait until the entry is visible so that
+		// requests arriving after this flight find it instead of the store.
+		c.rc.Wait()
+	}
+	c.fmu.Lock()
+	delete(c.flights, *hash)
+	c.fmu.Unlock()
+	close(f.done)
+	return f.e, f.err
+}
+
+// loadNow asks src and caches the answer.
+func (c *Cache) loadNow(ctx context.Context, src Source, hash *[32]byte, now time.Time) (*entry, error) {
 	// The generation is read before the store: whatever changes the store
 	// after this point bumps it, so the entry is checked against it.
 	g := c.gen.Load()

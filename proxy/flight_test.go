@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/keys"
+)
+
+// slowSource answers every lookup with "not found" after a pause, counting them.
+type slowSource struct{ n atomic.Int64 }
+
+func (s *slowSource) Lookup(ctx context.Context, hash [32]byte) (*keys.Identity, error) {
+	s.n.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return nil, keys.ErrNotFound
+}
+
+// A burst of concurrent requests with one unknown token asks the store once,
+// and requests after the burst find the negative entry.
+func TestConcurrentMissesShareOneLookup(t *testing.T) {
+	c, err := NewCache(CacheOptions{NegativeTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src := &slowSource{}
+	hash := keys.Hash("kgp_unknown")
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, _, err := c.lookup(context.Background(), src, &hash, time.Now())
+			if err != nil || e.id != nil {
+				t.Errorf("lookup = %v, %v", e, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 10; i++ {
+		if _, hit, _ := c.lookup(context.Background(), src, &hash, time.Now()); !hit {
+			t.Fatalf("lookup %d after the burst missed the cache", i)
+		}
+	}
+	if n := src.n.Load(); n != 1 {
+		t.Fatalf("store lookups = %d, want 1", n)
+	}
+}
+
+// A request that joins a flight begun before an Invalidate does not take
+// the flight's (possibly stale) answer.
+func TestFlightAfterInvalidate(t *testing.T) {
+	c, _ := NewCache(CacheOptions{NegativeTTL: time.Minute})
+	defer c.Close()
+	src := &slowSource{}
+	hash := keys.Hash("kgp_soon_created")
+	go c.lookup(context.Background(), src, &hash, time.Now())
+	for src.n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Invalidate(keys.Change{Hashes: [][32]byte{hash}}) // the key is created now
+	c.lookup(context.Background(), src, &hash, time.Now())
+	if n := src.n.Load(); n != 2 {
+		t.Fatalf("store lookups = %d, want 2: the joiner reused a flight older than the change", n)
+	}
+}
