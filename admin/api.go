@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 
 	"github.com/keygate/keygate/keys"
@@ -14,12 +15,21 @@ import (
 // maxImportKeys bounds one import call; bigger imports are split by the caller.
 const maxImportKeys = 10_000
 
-// routes registers the API (documented in API.md).
+// routes registers the API (documented in README.md, "Admin API").
 func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", s.api(s.serveMetrics))
+	// Profiles of the running gateway, behind the admin token like the API.
+	profile := func(h http.HandlerFunc) http.Handler {
+		return s.api(func(w http.ResponseWriter, r *http.Request) error { h(w, r); return nil })
+	}
+	m.Handle("GET /debug/pprof/", profile(pprof.Index))
+	m.Handle("GET /debug/pprof/cmdline", profile(pprof.Cmdline))
+	m.Handle("GET /debug/pprof/profile", profile(pprof.Profile))
+	m.Handle("GET /debug/pprof/symbol", profile(pprof.Symbol))
+	m.Handle("GET /debug/pprof/trace", profile(pprof.Trace))
 
 	m.Handle("POST /v1/keys", s.api(s.createKey))
 	m.Handle("GET /v1/keys", s.api(s.listKeys))

@@ -483,6 +483,7 @@ func TestAuth(t *testing.T) {
 	calls := [][2]string{
 		{"GET", "/v1/keys"}, {"POST", "/v1/keys"}, {"GET", "/v1/users/alice"}, {"DELETE", "/v1/users/alice"},
 		{"POST", "/v1/validate"}, {"GET", "/v1/usage"}, {"GET", "/v1/audit"}, {"GET", "/metrics"}, {"GET", "/v1/nothing"},
+		{"GET", "/debug/pprof/"}, {"GET", "/debug/pprof/heap"},
 	}
 	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "Bearer " + testToken + "x", "Basic " + testToken, testToken, "Bearer " + testToken[:4]} {
 		for _, c := range calls {
@@ -498,6 +499,9 @@ func TestAuth(t *testing.T) {
 	}
 	if r := e.callAs("bearer "+testToken, "GET", "/v1/keys", ""); r.status != 200 {
 		t.Fatalf("lower-case scheme: %d", r.status)
+	}
+	if r := e.callAs("Bearer "+testToken, "GET", "/debug/pprof/heap?debug=1", ""); r.status != 200 || !strings.Contains(string(r.body), "heap profile") {
+		t.Fatalf("pprof heap with the token: %d", r.status)
 	}
 	if !e.srv.CheckToken(testToken) || e.srv.CheckToken("") || e.srv.CheckToken("x") {
 		t.Fatal("CheckToken")

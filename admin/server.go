@@ -1,5 +1,5 @@
-// Package admin serves keygate's admin port: the JSON API of SPEC §4 (see
-// API.md), health, readiness and metrics. Dashboard pages are added to the
+// Package admin serves keygate's admin port: the JSON API of SPEC §4 (see the
+// README), health, readiness and metrics. Dashboard pages are added to the
 // same mux by other files of this package.
 package admin
 

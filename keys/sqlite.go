@@ -39,7 +39,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
-	q.Set("_cache_size", "-16000") // 16 MB page cache per connection
+	q.Set("_cache_size", "-4000") // 4 MB page cache per connection: RSS stays bounded
 	wq := url.Values{}
 	for k, v := range q {
 		wq[k] = v
@@ -66,8 +66,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s.rdb.SetMaxOpenConns(16)
-	s.rdb.SetMaxIdleConns(16)
+	s.rdb.SetMaxOpenConns(8)
+	s.rdb.SetMaxIdleConns(8)
 	s.rdb.SetConnMaxLifetime(0)
 	return s, nil
 }

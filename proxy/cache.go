@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,11 +98,15 @@ type entry struct {
 	gen     uint64         // generation read before the store lookup
 	expires int64          // unix ns: load start + TTL
 	validAt atomic.Uint64  // latest generation at which no tombstone applied
-	names   [3]string      // tombstone names relevant to the entry; "" = none
-	keyID   string
-	owner   string
-	limit   limiter.Limit
-	hdr     [numIdentityHeaders][]byte // identity header values; nil = header absent
+	// refreshAt (unix ns) is when a hit starts a background reload;
+	// refreshing makes it start once.
+	refreshAt  int64
+	refreshing atomic.Bool
+	names      [3]string // tombstone names relevant to the entry; "" = none
+	keyID      string
+	owner      string
+	limit      limiter.Limit
+	hdr        [numIdentityHeaders][]byte // identity header values; nil = header absent
 }
 
 // Identity header slots, in the order of identityHeaderSuffixes.
@@ -209,16 +214,34 @@ func (c *Cache) pruneLocked(now int64) {
 
 func hashName(h *[32]byte) string { return "h:" + string(h[:]) }
 
+// source says where lookup found an entry.
+type source uint8
+
+const (
+	fromCache  source = iota // a usable cache entry
+	fromFlight               // a concurrent lookup of the same hash
+	fromStore                // this call asked the store
+)
+
 // lookup returns the entry for hash, from the cache when it holds a usable
-// one, else from src (caching the answer). hit reports a cache hit. A store
-// error is returned as is and never cached.
-func (c *Cache) lookup(ctx context.Context, src Source, hash *[32]byte, now time.Time) (e *entry, hit bool, err error) {
+// one, else from src (caching the answer). A store error is returned as is
+// and never cached. A hot entry near the end of its TTL is refreshed in the
+// background, so keys in steady use do not all miss when their TTLs run out.
+func (c *Cache) lookup(ctx context.Context, src Source, hash *[32]byte, now time.Time) (*entry, source, error) {
 	k := binary.LittleEndian.Uint64(hash[:8])
-	if e, ok := c.rc.Get(k); ok && e.hash == *hash && c.valid(e, now.UnixNano()) {
-		return e, true, nil
+	ns := now.UnixNano()
+	if e, ok := c.rc.Get(k); ok && e.hash == *hash && c.valid(e, ns) {
+		if ns >= e.refreshAt && e.id != nil && e.refreshing.CompareAndSwap(false, true) {
+			go c.refresh(src, *hash) // by value: hash must not escape on the hit path
+		}
+		return e, fromCache, nil
 	}
-	e, err = c.load(ctx, src, hash, now)
-	return e, false, err
+	return c.load(ctx, src, hash, now)
+}
+
+// refresh reloads a hot entry before it expires.
+func (c *Cache) refresh(src Source, hash [32]byte) {
+	c.load(context.Background(), src, &hash, c.now())
 }
 
 // valid reports whether e may be served at now.
@@ -252,7 +275,7 @@ func (c *Cache) valid(e *entry, now int64) bool {
 // load asks src and caches the answer, positive or negative. Concurrent
 // loads of one hash share a single store lookup, so a burst of requests
 // with one unknown token costs the store one query.
-func (c *Cache) load(ctx context.Context, src Source, hash *[32]byte, now time.Time) (*entry, error) {
+func (c *Cache) load(ctx context.Context, src Source, hash *[32]byte, now time.Time) (*entry, source, error) {
 	c.fmu.Lock()
 	if f, ok := c.flights[*hash]; ok {
 		c.fmu.Unlock()
@@ -260,9 +283,10 @@ func (c *Cache) load(ctx context.Context, src Source, hash *[32]byte, now time.T
 		// The flight may have started before an Invalidate that returned
 		// before this request began: then its answer is not good enough.
 		if f.err == nil && c.valid(f.e, now.UnixNano()) {
-			return f.e, nil
+			return f.e, fromFlight, nil
 		}
-		return c.loadNow(ctx, src, hash, now)
+		e, err := c.loadNow(ctx, src, hash, now)
+		return e, fromStore, err
 	}
 	f := &flight{done: make(chan struct{})}
 	c.flights[*hash] = f
@@ -277,7 +301,7 @@ func (c *Cache) load(ctx context.Context, src Source, hash *[32]byte, now time.T
 	delete(c.flights, *hash)
 	c.fmu.Unlock()
 	close(f.done)
-	return f.e, f.err
+	return f.e, fromStore, f.err
 }
 
 // loadNow asks src and caches the answer.
@@ -293,7 +317,12 @@ func (c *Cache) loadNow(ctx context.Context, src Source, hash *[32]byte, now tim
 	case err != nil:
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
+	// Up to 10% off the TTL, so that keys loaded together (at start, after a
+	// burst) do not all expire together; a hot key is reloaded in the
+	// background from 3/4 of its TTL on.
+	ttl -= time.Duration(rand.Int64N(int64(ttl)/10 + 1))
 	e := c.newEntry(hash, id, g, now.UnixNano()+int64(ttl))
+	e.refreshAt = now.UnixNano() + int64(ttl)*3/4
 	c.rc.SetWithTTL(binary.LittleEndian.Uint64(hash[:8]), e, 1, ttl)
 	return e, nil
 }

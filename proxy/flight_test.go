@@ -42,7 +42,7 @@ func TestConcurrentMissesShareOneLookup(t *testing.T) {
 	}
 	wg.Wait()
 	for i := 0; i < 10; i++ {
-		if _, hit, _ := c.lookup(context.Background(), src, &hash, time.Now()); !hit {
+		if _, from, _ := c.lookup(context.Background(), src, &hash, time.Now()); from != fromCache {
 			t.Fatalf("lookup %d after the burst missed the cache", i)
 		}
 	}
@@ -66,5 +66,37 @@ func TestFlightAfterInvalidate(t *testing.T) {
 	c.lookup(context.Background(), src, &hash, time.Now())
 	if n := src.n.Load(); n != 2 {
 		t.Fatalf("store lookups = %d, want 2: the joiner reused a flight older than the change", n)
+	}
+}
+
+// A key in steady use is reloaded in the background before its entry
+// expires, so its traffic never waits for the store when the TTL runs out.
+func TestHotEntryRefreshedAhead(t *testing.T) {
+	s := newStack(t, stackConfig{cache: CacheOptions{TTL: time.Minute}})
+	_, tok := s.key(keys.CreateKeyInput{})
+	h := keys.Hash(tok)
+	src := &countingSource{svc: s.svc}
+	ctx := context.Background()
+	if _, from, err := s.cache.lookup(ctx, src, &h, s.clock.Now()); err != nil || from != fromStore {
+		t.Fatalf("first lookup: %v %v", from, err)
+	}
+	s.cache.rc.Wait()
+	s.clock.Advance(50 * time.Second) // past 3/4 of the TTL, before its end
+	if _, from, _ := s.cache.lookup(ctx, src, &h, s.clock.Now()); from != fromCache {
+		t.Fatalf("lookup at 50s: %v, want a hit", from)
+	}
+	for deadline := time.Now().Add(5 * time.Second); src.n.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("no background refresh")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.cache.rc.Wait()
+	s.clock.Advance(30 * time.Second) // 80s: the first entry has expired
+	if _, from, _ := s.cache.lookup(ctx, src, &h, s.clock.Now()); from != fromCache {
+		t.Fatalf("lookup at 80s: %v, want a hit on the refreshed entry", from)
+	}
+	if n := src.n.Load(); n != 2 {
+		t.Fatalf("store lookups = %d, want 2", n)
 	}
 }

@@ -102,16 +102,18 @@ func (g *Gate) check(ctx context.Context, token []byte) (*entry, limiter.Result,
 	}
 	now := g.now()
 	hash := sha256.Sum256(token)
-	e, hit, err := g.cache.lookup(ctx, g.svc, &hash, now)
+	e, from, err := g.cache.lookup(ctx, g.svc, &hash, now)
 	if g.m != nil {
 		switch {
-		case hit && e.id == nil:
+		case from == fromCache && e.id == nil:
 			g.m.NegativeHit()
-		case hit:
+		case from == fromCache:
 			g.m.CacheHit()
 		default:
 			g.m.CacheMiss()
-			g.m.StoreLookup()
+			if from == fromStore {
+				g.m.StoreLookup()
+			}
 			if err != nil {
 				g.m.StoreError()
 			}

@@ -356,8 +356,8 @@ func TestCacheStoreErrorIsNotCached(t *testing.T) {
 	}
 	s.cache.rc.Wait()
 	src.err = nil
-	e, hit, err := s.cache.lookup(context.Background(), src, &h, s.clock.Now())
-	if err != nil || hit || e.id == nil {
+	e, from, err := s.cache.lookup(context.Background(), src, &h, s.clock.Now())
+	if hit := from == fromCache; err != nil || hit || e.id == nil {
 		t.Fatalf("after the store recovered: %+v hit=%v err=%v; want a fresh positive lookup", e, hit, err)
 	}
 	if src.n.Load() != 2 {
@@ -384,8 +384,8 @@ func TestCacheIgnoresHashCollisions(t *testing.T) {
 	s.cache.rc.Wait()
 	other := h
 	other[31] ^= 1 // same cache key (first 8 bytes), another token
-	e, hit, err := s.cache.lookup(context.Background(), src, &other, s.clock.Now())
-	if err != nil || hit || e.id != nil {
+	e, from, err := s.cache.lookup(context.Background(), src, &other, s.clock.Now())
+	if hit := from == fromCache; err != nil || hit || e.id != nil {
 		t.Fatalf("colliding hash: entry %+v hit=%v err=%v; want a negative lookup", e, hit, err)
 	}
 }
@@ -507,7 +507,7 @@ func warm(t testing.TB, s *stack, tok []byte) {
 			t.Fatal(err)
 		}
 		s.cache.rc.Wait()
-		if _, hit, _ := s.cache.lookup(context.Background(), s.svc, &h, s.clock.Now()); hit {
+		if _, from, _ := s.cache.lookup(context.Background(), s.svc, &h, s.clock.Now()); from == fromCache {
 			return
 		}
 		if i == 100 {
