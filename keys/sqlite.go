@@ -24,6 +24,8 @@ type SQLite struct {
 	path string
 	wdb  *sql.DB // one connection, BEGIN IMMEDIATE
 	rdb  *sql.DB // read-only pool
+
+	lookupStmt *sql.Stmt // lookupQuery on rdb: the cache-miss path
 }
 
 // OpenSQLite opens (creating if needed) the database at path and applies
@@ -69,11 +71,18 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
 	s.rdb.SetConnMaxLifetime(0)
+	if s.lookupStmt, err = s.rdb.PrepareContext(ctx, lookupQuery); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("prepare key lookup: %w", err)
+	}
 	return s, nil
 }
 
 // Close closes both pools.
 func (s *SQLite) Close() error {
+	if s.lookupStmt != nil {
+		s.lookupStmt.Close()
+	}
 	err1 := s.rdb.Close()
 	err2 := s.wdb.Close()
 	if err1 != nil {

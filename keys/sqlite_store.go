@@ -233,10 +233,10 @@ func (s *SQLite) DeleteKey(ctx context.Context, id string, ev AuditEvent) error 
 	})
 }
 
-// LookupHash resolves a token hash to its key, user, org and the creator's
-// role, in one query.
-func (s *SQLite) LookupHash(ctx context.Context, hash [32]byte) (*Identity, error) {
-	const q = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
+// lookupQuery resolves a token hash to its key, user, org and the
+// creator's role in one query; it is prepared once (see OpenSQLite), since
+// planning a four-table join costs more than running it.
+const lookupQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
 		u.id, u.email, u.enabled, u.metadata, u.rl_limit, u.rl_window_ms, u.created_at, u.updated_at,
 		o.id, o.name, o.metadata, o.rl_limit, o.rl_window_ms, o.created_at, o.updated_at,
 		m.role
@@ -245,6 +245,10 @@ func (s *SQLite) LookupHash(ctx context.Context, hash [32]byte) (*Identity, erro
 	LEFT JOIN orgs o ON o.id = k.org_id AND k.org_id != ''
 	LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id
 	WHERE k.hash = ?`
+
+// LookupHash resolves a token hash to its key, user, org and the creator's
+// role, in one query.
+func (s *SQLite) LookupHash(ctx context.Context, hash [32]byte) (*Identity, error) {
 	var id Identity
 	k := &id.Key
 	var khash []byte
@@ -256,7 +260,7 @@ func (s *SQLite) LookupHash(ctx context.Context, hash [32]byte) (*Identity, erro
 	var oid, oname, ometa sql.NullString
 	var olimit, owin, ocreated, oupdated sql.NullInt64
 	var role sql.NullString
-	err := s.rdb.QueryRowContext(ctx, q, hash[:]).Scan(&k.ID, &khash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &kmeta, &k.Imported, &k.CreatedAt, &exp, &arch, &used,
+	err := s.lookupStmt.QueryRowContext(ctx, hash[:]).Scan(&k.ID, &khash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &kmeta, &k.Imported, &k.CreatedAt, &exp, &arch, &used,
 		&uid, &uemail, &uenabled, &umeta, &ulimit, &uwin, &ucreated, &uupdated,
 		&oid, &oname, &ometa, &olimit, &owin, &ocreated, &oupdated, &role)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -68,9 +69,10 @@ type Cache struct {
 
 	gen atomic.Uint64 // generation of the latest Invalidate
 
-	mu        sync.RWMutex // guards tombs and lastPrune; held for writing by Invalidate
-	tombs     map[string]tomb
-	lastPrune int64 // unix ns
+	mu        sync.RWMutex      // guards tombs and lastPrune; held for writing by Invalidate
+	tombs     map[tombKey]tomb  // key, user and org ids
+	hashTombs map[[32]byte]tomb // token hashes that came to exist
+	lastPrune int64             // unix ns
 
 	fmu     sync.Mutex // guards flights
 	flights map[[32]byte]*flight
@@ -82,6 +84,13 @@ type flight struct {
 	done chan struct{}
 	e    *entry
 	err  error
+}
+
+// tombKey names a key ('k'), user ('u') or org ('o') id. It shares the id's
+// string with the cached Identity, so entries need no names of their own.
+type tombKey struct {
+	kind byte
+	id   string
 }
 
 // tomb records the last invalidation of one name.
@@ -102,7 +111,6 @@ type entry struct {
 	// refreshing makes it start once.
 	refreshAt  int64
 	refreshing atomic.Bool
-	names      [3]string // tombstone names relevant to the entry; "" = none
 	keyID      string
 	owner      string
 	limit      limiter.Limit
@@ -149,12 +157,13 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		return nil, fmt.Errorf("create key cache: %w", err)
 	}
 	c := &Cache{
-		rc:     rc,
-		ttl:    opts.TTL,
-		negTTL: opts.NegativeTTL,
-		limits: opts.Limits,
-		now:    opts.Now,
-		tombs:  make(map[string]tomb),
+		rc:        rc,
+		ttl:       opts.TTL,
+		negTTL:    opts.NegativeTTL,
+		limits:    opts.Limits,
+		now:       opts.Now,
+		tombs:     make(map[tombKey]tomb),
+		hashTombs: make(map[[32]byte]tomb),
 
 		flights: make(map[[32]byte]*flight),
 	}
@@ -177,16 +186,16 @@ func (c *Cache) Invalidate(ch keys.Change) {
 	g := c.gen.Load() + 1
 	t := tomb{gen: g, at: now}
 	for _, id := range ch.KeyIDs {
-		c.tombs["k:"+id] = t
+		c.tombs[tombKey{'k', id}] = t
 	}
 	if ch.UserID != "" {
-		c.tombs["u:"+ch.UserID] = t
+		c.tombs[tombKey{'u', ch.UserID}] = t
 	}
 	if ch.OrgID != "" {
-		c.tombs["o:"+ch.OrgID] = t
+		c.tombs[tombKey{'o', ch.OrgID}] = t
 	}
 	for _, h := range ch.Hashes {
-		c.tombs[hashName(&h)] = t
+		c.hashTombs[h] = t
 	}
 	// Publish the generation only after the tombstones: a reader that sees g
 	// also sees them (see valid).
@@ -210,9 +219,12 @@ func (c *Cache) pruneLocked(now int64) {
 			delete(c.tombs, name)
 		}
 	}
+	for h, t := range c.hashTombs {
+		if now-t.at > horizon {
+			delete(c.hashTombs, h)
+		}
+	}
 }
-
-func hashName(h *[32]byte) string { return "h:" + string(h[:]) }
 
 // source says where lookup found an entry.
 type source uint8
@@ -239,6 +251,19 @@ func (c *Cache) lookup(ctx context.Context, src Source, hash *[32]byte, now time
 	return c.load(ctx, src, hash, now)
 }
 
+// staleLocked reports whether a tombstone relevant to e is newer than e:
+// its token hash for a negative entry, else its key, user and org ids.
+func (c *Cache) staleLocked(e *entry) bool {
+	// A missing tombstone reads as generation 0, which no entry predates.
+	if e.id == nil {
+		return c.hashTombs[e.hash].gen > e.gen
+	}
+	k := &e.id.Key
+	return c.tombs[tombKey{'k', k.ID}].gen > e.gen ||
+		k.UserID != "" && c.tombs[tombKey{'u', k.UserID}].gen > e.gen ||
+		k.OrgID != "" && c.tombs[tombKey{'o', k.OrgID}].gen > e.gen
+}
+
 // refresh reloads a hot entry before it expires.
 func (c *Cache) refresh(src Source, hash [32]byte) {
 	c.load(context.Background(), src, &hash, c.now())
@@ -254,16 +279,11 @@ func (c *Cache) valid(e *entry, now int64) bool {
 		return true // no Invalidate since e was last found valid
 	}
 	c.mu.RLock()
-	for _, n := range e.names {
-		if n == "" {
-			break
-		}
-		if t, ok := c.tombs[n]; ok && t.gen > e.gen {
-			c.mu.RUnlock()
-			return false
-		}
-	}
+	stale := c.staleLocked(e)
 	c.mu.RUnlock()
+	if stale {
+		return false
+	}
 	// g was read before the tombstones: every Invalidate up to g had
 	// written its tombstones, and none applies.
 	if e.validAt.Load() < g {
@@ -331,7 +351,6 @@ func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires 
 	e := &entry{hash: *hash, id: id, gen: gen, expires: expires}
 	e.validAt.Store(gen)
 	if id == nil {
-		e.names[0] = hashName(hash)
 		return e
 	}
 	k := &id.Key
@@ -341,14 +360,6 @@ func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires 
 		e.limit = limiter.Limit{Limit: r.Limit, Window: r.Window}
 	} else if k.Type < keys.Type(len(c.limits)) {
 		e.limit = c.limits[k.Type]
-	}
-	n := 0
-	e.names[n], n = "k:"+k.ID, n+1
-	if k.UserID != "" {
-		e.names[n], n = "u:"+k.UserID, n+1
-	}
-	if k.OrgID != "" {
-		e.names[n] = "o:" + k.OrgID
 	}
 
 	e.hdr[hdrKeyID] = headerValue(k.ID)
@@ -377,13 +388,20 @@ func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires 
 // could end the header or split it, become spaces. Other bytes (UTF-8 in
 // an email or org name) pass as they are.
 func headerValue(s string) []byte {
-	b := []byte(s)
-	for i, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			b[i] = ' '
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			b := []byte(s)
+			for j, c := range b {
+				if c < ' ' && c != '\t' || c == 0x7f {
+					b[j] = ' '
+				}
+			}
+			return b
 		}
 	}
-	return b
+	// Clean: share the string's bytes instead of copying them (most entries'
+	// values are). Header values are only ever read.
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // appendASCIIJSON appends the JSON text src to dst with every non-ASCII
