@@ -41,7 +41,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
-	q.Set("_cache_size", "-4000") // 4 MB page cache per connection: RSS stays bounded
+	q.Set("_cache_size", "-2000") // 2 MB page cache per connection: RSS stays bounded; the OS caches the file
 	wq := url.Values{}
 	for k, v := range q {
 		wq[k] = v
@@ -68,8 +68,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s.rdb.SetMaxOpenConns(8)
-	s.rdb.SetMaxIdleConns(8)
+	s.rdb.SetMaxOpenConns(4)
+	s.rdb.SetMaxIdleConns(4)
 	s.rdb.SetConnMaxLifetime(0)
 	if s.lookupStmt, err = s.rdb.PrepareContext(ctx, lookupQuery); err != nil {
 		s.Close()
