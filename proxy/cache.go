@@ -111,6 +111,9 @@ type entry struct {
 	// refreshing makes it start once.
 	refreshAt  int64
 	refreshing atomic.Bool
+	// staleUntil (unix ns) ends serving the entry at all: expires for
+	// unknown tokens, twice the TTL for known keys (see loadNow).
+	staleUntil int64
 	keyID      string
 	owner      string
 	limit      limiter.Limit
@@ -271,7 +274,7 @@ func (c *Cache) refresh(src Source, hash [32]byte) {
 
 // valid reports whether e may be served at now.
 func (c *Cache) valid(e *entry, now int64) bool {
-	if now >= e.expires {
+	if now >= e.staleUntil {
 		return false
 	}
 	g := c.gen.Load()
@@ -338,12 +341,21 @@ func (c *Cache) loadNow(ctx context.Context, src Source, hash *[32]byte, now tim
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
 	// Up to 10% off the TTL, so that keys loaded together (at start, after a
-	// burst) do not all expire together; a hot key is reloaded in the
-	// background from 3/4 of its TTL on.
+	// burst) do not all come due together. From 3/4 of its TTL on, a hit
+	// reloads a known key in the background; until twice its TTL the entry
+	// is still served meanwhile (stale-while-revalidate, as Unkey does), so
+	// a key that was idle for a while does not make its next request wait
+	// for the store. Changes made through keygate are immediate anyway (see
+	// Invalidate); the TTL bounds only what keygate cannot see.
 	ttl -= time.Duration(rand.Int64N(int64(ttl)/10 + 1))
-	e := c.newEntry(hash, id, g, now.UnixNano()+int64(ttl))
-	e.refreshAt = now.UnixNano() + int64(ttl)*3/4
-	c.rc.SetWithTTL(binary.LittleEndian.Uint64(hash[:8]), e, 1, ttl)
+	start := now.UnixNano()
+	e := c.newEntry(hash, id, g, start+int64(ttl))
+	e.refreshAt, e.staleUntil = start+int64(ttl)*3/4, e.expires
+	keep := ttl
+	if id != nil {
+		e.staleUntil, keep = start+2*int64(ttl), 2*ttl
+	}
+	c.rc.SetWithTTL(binary.LittleEndian.Uint64(hash[:8]), e, 1, keep)
 	return e, nil
 }
 

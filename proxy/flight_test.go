@@ -100,3 +100,30 @@ func TestHotEntryRefreshedAhead(t *testing.T) {
 		t.Fatalf("store lookups = %d, want 2", n)
 	}
 }
+
+// A key idle past its TTL is served once more while it is reloaded; past
+// twice its TTL it is looked up again before being served.
+func TestIdleEntryStaleWhileRevalidate(t *testing.T) {
+	s := newStack(t, stackConfig{cache: CacheOptions{TTL: time.Minute}})
+	_, tok := s.key(keys.CreateKeyInput{})
+	h := keys.Hash(tok)
+	src := &countingSource{svc: s.svc}
+	ctx := context.Background()
+	s.cache.lookup(ctx, src, &h, s.clock.Now())
+	s.cache.rc.Wait()
+	s.clock.Advance(90 * time.Second) // idle past the TTL, within twice it
+	if _, from, _ := s.cache.lookup(ctx, src, &h, s.clock.Now()); from != fromCache {
+		t.Fatalf("lookup at 90s: %v, want the stale entry", from)
+	}
+	for deadline := time.Now().Add(5 * time.Second); src.n.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("no background reload of the stale entry")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.cache.rc.Wait()
+	s.clock.Advance(125 * time.Second) // past twice the TTL of the reloaded entry
+	if _, from, _ := s.cache.lookup(ctx, src, &h, s.clock.Now()); from != fromStore {
+		t.Fatalf("lookup after 2×TTL idle: %v, want a store lookup", from)
+	}
+}
