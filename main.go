@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,12 @@ var version = "dev"
 func main() {
 	// HELP and TYPE lines on /metrics; the library keeps this switch global.
 	vmmetrics.ExposeMetadata(true)
+	// The key cache is most of the live heap and the request path allocates
+	// little, so collecting at 50% growth instead of 100% costs next to no CPU
+	// and keeps the heap, and RSS, a third smaller. GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
