@@ -76,6 +76,11 @@ type Cache struct {
 
 	fmu     sync.Mutex // guards flights
 	flights map[[32]byte]*flight
+
+	refreshCh   chan refreshReq // never closed: senders may outlive Close
+	stop        chan struct{}
+	refreshDone chan struct{}
+	closeOnce   sync.Once
 }
 
 // flight is one store lookup under way; concurrent misses for the same
@@ -169,14 +174,25 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		hashTombs: make(map[[32]byte]tomb),
 
 		flights: make(map[[32]byte]*flight),
+
+		refreshCh:   make(chan refreshReq, 4096),
+		stop:        make(chan struct{}),
+		refreshDone: make(chan struct{}),
 	}
+	go c.refresher()
 	c.lastPrune = c.now().UnixNano()
 	return c, nil
 }
 
 // Close releases the cache's background goroutines. Lookups after Close
 // always go to the store.
-func (c *Cache) Close() { c.rc.Close() }
+func (c *Cache) Close() {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		<-c.refreshDone
+		c.rc.Close()
+	})
+}
 
 // Invalidate drops whatever c changed: entries of its key ids, of keys owned
 // or created by its user, of keys of its org, and negative entries of its
@@ -247,7 +263,7 @@ func (c *Cache) lookup(ctx context.Context, src Source, hash *[32]byte, now time
 	ns := now.UnixNano()
 	if e, ok := c.rc.Get(k); ok && e.hash == *hash && c.valid(e, ns) {
 		if ns >= e.refreshAt && e.id != nil && e.refreshing.CompareAndSwap(false, true) {
-			go c.refresh(src, *hash) // by value: hash must not escape on the hit path
+			c.queueRefresh(src, *hash, e) // by value: hash must not escape on the hit path
 		}
 		return e, fromCache, nil
 	}
@@ -267,9 +283,38 @@ func (c *Cache) staleLocked(e *entry) bool {
 		k.OrgID != "" && c.tombs[tombKey{'o', k.OrgID}].gen > e.gen
 }
 
-// refresh reloads a hot entry before it expires.
-func (c *Cache) refresh(src Source, hash [32]byte) {
-	c.load(context.Background(), src, &hash, c.now())
+// refreshReq asks the refresher to reload one entry.
+type refreshReq struct {
+	src  Source
+	hash [32]byte
+	e    *entry
+}
+
+// queueRefresh hands a reload to the refresher. When its queue is full the
+// reload is dropped, and a later hit asks again.
+func (c *Cache) queueRefresh(src Source, hash [32]byte, e *entry) {
+	select {
+	case c.refreshCh <- refreshReq{src: src, hash: hash, e: e}:
+	default:
+		e.refreshing.Store(false)
+	}
+}
+
+// refresher reloads entries one at a time: when many keys come due at once
+// (after a quiet spell) their reloads queue here instead of taking every
+// core from the requests they are meant to keep fast.
+func (c *Cache) refresher() {
+	defer close(c.refreshDone)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case r := <-c.refreshCh:
+			if _, err := c.loadNow(context.Background(), r.src, &r.hash, c.now()); err != nil {
+				r.e.refreshing.Store(false) // try again on a later hit
+			}
+		}
+	}
 }
 
 // valid reports whether e may be served at now.
