@@ -82,7 +82,7 @@ type Store struct {
 
 // Cache configures the in-memory key cache.
 type Cache struct {
-	TTL         time.Duration `config:"ttl"`          // how long a validated key is trusted
+	TTL         time.Duration `config:"ttl"`          // when a known key is rechecked with the store (see README, design notes)
 	NegativeTTL time.Duration `config:"negative_ttl"` // how long an unknown token is remembered
 	MaxEntries  int64         `config:"max_entries"`  // ristretto max cost, one per entry
 }
