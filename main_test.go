@@ -317,12 +317,24 @@ usage: {flush_interval: 1h}
 	}
 	cmd := start()
 	c := &client{t: t, admin: "http://" + adminAddr, proxy: "http://" + proxyAddr}
-	c.must(200, "PUT", "/v1/users/u1", map[string]any{"email": "u1@example.com"})
-	key := c.must(201, "POST", "/v1/keys", map[string]any{"user_id": "u1"})
-	const n = 37
-	for i := 0; i < n; i++ {
-		if code, _ := c.get(key["token"].(string), "/"); code != 200 {
-			t.Fatalf("request %d: %d", i, code)
+	// Several keys, each with its own count, across users and a generic key.
+	counts := []int{37, 5, 12}
+	var ids, tokens []string
+	for i := range counts {
+		body := map[string]any{}
+		if i < 2 {
+			uid := fmt.Sprintf("u%d", i)
+			c.must(200, "PUT", "/v1/users/"+uid, map[string]any{"email": uid + "@example.com"})
+			body["user_id"] = uid
+		}
+		key := c.must(201, "POST", "/v1/keys", body)
+		ids, tokens = append(ids, key["id"].(string)), append(tokens, key["token"].(string))
+	}
+	for i, n := range counts {
+		for j := 0; j < n; j++ {
+			if code, _ := c.get(tokens[i], "/"); code != 200 {
+				t.Fatalf("key %d request %d: %d", i, j, code)
+			}
 		}
 	}
 	// flush_interval is 1h: only the shutdown flush can save these counts.
@@ -331,9 +343,15 @@ usage: {flush_interval: 1h}
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 	start()
-	u := c.must(200, "GET", "/v1/usage?key_id="+key["id"].(string)+"&interval=day", nil)
-	if u["total"] != float64(n) {
-		t.Fatalf("usage total after restart = %v, want %d", u["total"], n)
+	for i, n := range counts {
+		u := c.must(200, "GET", "/v1/usage?key_id="+ids[i]+"&interval=day", nil)
+		if u["total"] != float64(n) {
+			t.Fatalf("key %d: usage total after restart = %v, want %d", i, u["total"], n)
+		}
+	}
+	u := c.must(200, "GET", "/v1/usage?user_id=u0&interval=hour", nil)
+	if u["total"] != float64(counts[0]) {
+		t.Fatalf("user u0: usage total = %v, want %d", u["total"], counts[0])
 	}
 }
 
