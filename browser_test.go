@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
-	"github.com/keygate/keygate/config"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -141,40 +139,15 @@ func (p *browserTab) shot(name string) {
 	}
 }
 
-// startBrowserApp runs a whole keygate whose proxy listens on a port known
-// in advance, so that portal.public_url (and so the links) can name it.
+// startBrowserApp runs a whole keygate with the portal branded as in the
+// screenshots; portal links name the proxy port it really bound.
 func startBrowserApp(t *testing.T, extraYAML string) *App {
 	t.Helper()
-	proxyAddr := freeAddr(t)
-	yaml := fmt.Sprintf(`
-proxy:
-  listen: %q
-  upstreams: [%q]
-admin:
-  listen: "127.0.0.1:0"
-  token: %q
-store:
-  path: %q
-usage:
-  flush_interval: 50ms
+	return startApp(t, filepath.Join(t.TempDir(), "k.db"), echoUpstream(t).URL, `
 portal:
-  public_url: "http://%s"
   title: "Acme API keys"
   accent_color: "#0f766e"
-log:
-  level: warn
-%s`, proxyAddr, echoUpstream(t).URL, testAdminToken, filepath.Join(t.TempDir(), "k.db"), proxyAddr, extraYAML)
-	cfg, err := config.Parse(yaml, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := NewApp(cfg, io.Discard)
-	if err := app.Open(context.Background()); err != nil {
-		app.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	return app
+`+extraYAML)
 }
 
 // waitUsage waits until the usage flush has recorded total requests of key.

@@ -377,3 +377,18 @@ func waitReady(t *testing.T, url string) {
 	}
 	t.Fatalf("%s never became ready", url)
 }
+
+func TestLoopbackIfUnspecified(t *testing.T) {
+	for in, want := range map[string]string{
+		"[::]:8080":      "127.0.0.1:8080",
+		"0.0.0.0:8080":   "127.0.0.1:8080",
+		":8080":          "127.0.0.1:8080",
+		"127.0.0.1:9000": "127.0.0.1:9000",
+		"10.1.2.3:80":    "10.1.2.3:80",
+		"[::1]:8080":     "[::1]:8080",
+	} {
+		if got := loopbackIfUnspecified(in); got != want {
+			t.Errorf("loopbackIfUnspecified(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
