@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -49,42 +50,57 @@ func alignDown(t, step int64) int64 {
 // The whole batch is one transaction. Counts for keys that do not exist
 // (deleted since the request) are dropped silently; empty counts are skipped.
 func (s *SQLite) AddUsage(ctx context.Context, counts []UsageCount) error {
-	if len(counts) == 0 {
+	rows := make([]UsageCount, 0, len(counts))
+	latest := make(map[string]int64, len(counts))
+	for _, c := range counts {
+		if c.Allowed == 0 && c.RateLimited == 0 {
+			continue
+		}
+		c.Minute = alignDown(c.Minute, minuteSeconds)
+		rows = append(rows, c)
+		if t, ok := latest[c.KeyID]; !ok || c.Minute > t {
+			latest[c.KeyID] = c.Minute
+		}
+	}
+	if len(rows) == 0 {
 		return nil
 	}
+	// Few statements of many rows each: one statement per count cost the
+	// request path dearly (each is a cgo round trip on a 2-core box).
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		// The EXISTS guard drops counts for deleted keys instead of
-		// resurrecting usage rows nobody can ever delete.
-		add, err := tx.PrepareContext(ctx, `INSERT INTO usage_minute (key_id, t, allowed, rate_limited)
-			SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)
-			ON CONFLICT (key_id, t) DO UPDATE SET
-				allowed = allowed + excluded.allowed,
-				rate_limited = rate_limited + excluded.rate_limited`)
-		if err != nil {
-			return err
-		}
-		defer add.Close()
-		latest := make(map[string]int64, len(counts))
-		for _, c := range counts {
-			if c.Allowed == 0 && c.RateLimited == 0 {
-				continue
+		for start := 0; start < len(rows); start += usageChunk {
+			part := rows[start:min(start+usageChunk, len(rows))]
+			args := make([]any, 0, 4*len(part))
+			for _, c := range part {
+				args = append(args, c.KeyID, c.Minute, c.Allowed, c.RateLimited)
 			}
-			m := alignDown(c.Minute, minuteSeconds)
-			if _, err := add.ExecContext(ctx, c.KeyID, m, c.Allowed, c.RateLimited); err != nil {
+			// The EXISTS guard drops counts for deleted keys instead of
+			// resurrecting usage rows nobody can ever delete. Rows for the
+			// same key and minute add up, one after the other.
+			q := `INSERT INTO usage_minute (key_id, t, allowed, rate_limited)
+				SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES ` + tuples(len(part), 4) + `) AS v
+				WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.column1)
+				ON CONFLICT (key_id, t) DO UPDATE SET
+					allowed = allowed + excluded.allowed,
+					rate_limited = rate_limited + excluded.rate_limited`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return err
 			}
-			if t, ok := latest[c.KeyID]; !ok || m > t {
-				latest[c.KeyID] = m
+		}
+		ids := make([]string, 0, len(latest))
+		for id := range latest {
+			ids = append(ids, id)
+		}
+		for start := 0; start < len(ids); start += usageChunk {
+			part := ids[start:min(start+usageChunk, len(ids))]
+			args := make([]any, 0, 2*len(part))
+			for _, id := range part {
+				args = append(args, id, latest[id])
 			}
-		}
-		touch, err := tx.PrepareContext(ctx, `UPDATE api_keys SET last_used_at = ?2
-			WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)`)
-		if err != nil {
-			return err
-		}
-		defer touch.Close()
-		for id, t := range latest {
-			if _, err := touch.ExecContext(ctx, id, t); err != nil {
+			q := `UPDATE api_keys SET last_used_at = v.column2
+				FROM (VALUES ` + tuples(len(part), 2) + `) AS v
+				WHERE api_keys.id = v.column1 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.column2)`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return err
 			}
 		}
@@ -94,6 +110,24 @@ func (s *SQLite) AddUsage(ctx context.Context, counts []UsageCount) error {
 		return fmt.Errorf("add usage: %w", err)
 	}
 	return nil
+}
+
+// usageChunk rows go in one statement: 4 parameters each stays far below
+// SQLite's limit of 32,766.
+const usageChunk = 500
+
+// tuples returns n parenthesized groups of width placeholders: "(?,?),(?,?)".
+func tuples(n, width int) string {
+	one := "(" + placeholders(width) + ")"
+	var b strings.Builder
+	b.Grow(n * (len(one) + 1))
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(one)
+	}
+	return b.String()
 }
 
 // usageKeys returns the SQL condition on key_id selecting q's keys and its
