@@ -18,7 +18,6 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
-
 )
 
 const chromiumPath = "/usr/bin/chromium"
