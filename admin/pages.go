@@ -19,6 +19,7 @@ import (
 
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/usage"
 )
 
 //go:embed templates/*.html static/*
@@ -110,7 +111,7 @@ func NewDashboard(o DashboardOptions) *Dashboard {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	funcs := template.FuncMap{"date": dashDate, "rate": rateText, "json": prettyJSON}
+	funcs := template.FuncMap{"date": usage.FormatTime, "rate": rateText, "json": prettyJSON}
 	names, _ := fs.Glob(dashAssets, "templates/*.html")
 	for _, n := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")

@@ -16,24 +16,6 @@ import (
 // dashPageSize is the length of every dashboard list page.
 const dashPageSize = 50
 
-// dashDate writes a unix time (int64 or *int64) in UTC; nil or 0 is "—".
-func dashDate(v any) string {
-	var t int64
-	switch x := v.(type) {
-	case int64:
-		t = x
-	case *int64:
-		if x == nil {
-			return "—"
-		}
-		t = *x
-	}
-	if t == 0 {
-		return "—"
-	}
-	return time.Unix(t, 0).UTC().Format("2006-01-02 15:04 UTC")
-}
-
 // rateText describes an owner's rate-limit override.
 func rateText(r *keys.RateLimit) string {
 	switch {

@@ -159,7 +159,7 @@ func (p *Portal) sweeper() {
 }
 
 func (p *Portal) parseTemplates() {
-	funcs := template.FuncMap{"date": formatDate}
+	funcs := template.FuncMap{"date": usage.FormatTime}
 	names, _ := fs.Glob(assets, "templates/*.html")
 	for _, n := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
@@ -219,22 +219,4 @@ func membership(u *keys.User, orgID string) *keys.UserOrg {
 		}
 	}
 	return nil
-}
-
-// formatDate writes a unix time for people, in UTC; nil or 0 is "—".
-func formatDate(v any) string {
-	var t int64
-	switch x := v.(type) {
-	case int64:
-		t = x
-	case *int64:
-		if x == nil {
-			return "—"
-		}
-		t = *x
-	}
-	if t == 0 {
-		return "—"
-	}
-	return time.Unix(t, 0).UTC().Format("2006-01-02 15:04 UTC")
 }

@@ -339,3 +339,22 @@ func bucketLabel(t int64, interval string) string {
 	}
 	return u.Format("Jan 2 15:00 UTC")
 }
+
+// FormatTime writes a unix time (int64 or *int64) for people, in UTC, as the
+// dashboard and the portal show it; nil or 0 is "—".
+func FormatTime(v any) string {
+	var t int64
+	switch x := v.(type) {
+	case int64:
+		t = x
+	case *int64:
+		if x == nil {
+			return "—"
+		}
+		t = *x
+	}
+	if t == 0 {
+		return "—"
+	}
+	return time.Unix(t, 0).UTC().Format("2006-01-02 15:04 UTC")
+}

@@ -260,3 +260,15 @@ func FuzzSVG(f *testing.F) {
 		}
 	})
 }
+
+func TestFormatTime(t *testing.T) {
+	v := int64(1767225600)
+	for _, tt := range []struct {
+		in   any
+		want string
+	}{{v, "2026-01-01 00:00 UTC"}, {&v, "2026-01-01 00:00 UTC"}, {int64(0), "—"}, {(*int64)(nil), "—"}} {
+		if got := FormatTime(tt.in); got != tt.want {
+			t.Errorf("FormatTime(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
