@@ -78,6 +78,9 @@ type Store struct {
 	Driver string `config:"driver"` // "sqlite" or "postgres"
 	Path   string `config:"path"`   // sqlite file
 	DSN    string `config:"dsn"`    // postgres connection string
+	// MaxConns caps the Postgres connection pool of this node (the LISTEN
+	// connection for invalidation comes on top).
+	MaxConns int `config:"max_conns"`
 }
 
 // Cache configures the in-memory key cache.
@@ -210,7 +213,7 @@ func Default() Config {
 			Token:      "",
 			SessionTTL: 12 * time.Hour,
 		},
-		Store: Store{Driver: "sqlite", Path: "keygate.db", DSN: ""},
+		Store: Store{Driver: "sqlite", Path: "keygate.db", DSN: "", MaxConns: 10},
 		Cache: Cache{TTL: 30 * time.Second, NegativeTTL: 5 * time.Second, MaxEntries: 100_000},
 		Keys: Keys{
 			Prefix:            "kg",

@@ -32,7 +32,7 @@ func full() Config {
 			MaxConnsPerUpstream: 64,
 		},
 		Admin: Admin{Listen: "0.0.0.0:9090", Token: "s3cret-admin-token", SessionTTL: 24 * time.Hour},
-		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test"},
+		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test", MaxConns: 25},
 		Cache: Cache{TTL: time.Minute, NegativeTTL: 10 * time.Second, MaxEntries: 5000},
 		Keys: Keys{
 			Prefix:            "acme",
@@ -298,6 +298,7 @@ func TestInvalid(t *testing.T) {
 		{yaml: "store:\n  driver: mysql\n", want: `store.driver: "mysql" is not supported (sqlite or postgres)`},
 		{yaml: "store:\n  path: \"\"\n", want: `store.path: must be set when store.driver is sqlite`},
 		{yaml: "store:\n  driver: postgres\n", want: `store.dsn: must be set when store.driver is postgres`},
+		{yaml: "store:\n  max_conns: 0\n", want: `store.max_conns: must be positive, got 0`},
 		{yaml: "cache:\n  ttl: 0s\n", want: `cache.ttl: must be a positive duration`},
 		{yaml: "cache:\n  negative_ttl: 0s\n", want: `cache.negative_ttl: must be a positive duration`},
 		{yaml: "cache:\n  max_entries: 0\n", want: `cache.max_entries: must be positive, got 0`},

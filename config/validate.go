@@ -115,6 +115,9 @@ func (c *Config) problems() []Problem {
 	if s.Driver == "postgres" && s.DSN == "" {
 		v.add("store.dsn", "must be set when store.driver is postgres")
 	}
+	if s.MaxConns < 1 {
+		v.add("store.max_conns", "must be positive, got %d", s.MaxConns)
+	}
 
 	v.positive("cache.ttl", c.Cache.TTL)
 	v.positive("cache.negative_ttl", c.Cache.NegativeTTL)
