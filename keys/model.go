@@ -275,6 +275,9 @@ type Change struct {
 	// Hashes are token hashes that now exist (created or imported keys);
 	// a negative cache must forget them.
 	Hashes [][32]byte
+	// Imported is how many imported keys the change added, so that every
+	// node knows unprefixed tokens are worth looking up.
+	Imported int64
 }
 
 // UsageCount is one key's traffic in one minute.

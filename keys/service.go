@@ -26,7 +26,7 @@ type Expiration struct {
 // applies the lifecycle rules of SPEC §1 and calls OnChange after every
 // change that can affect validation, before returning. Safe for concurrent use.
 type Service struct {
-	store    Store
+	store    legacyStore
 	tokens   *Tokens
 	opts     Options
 	imported atomic.Int64 // count of imported keys, to skip lookups of foreign tokens
@@ -48,7 +48,7 @@ type Options struct {
 }
 
 // NewService returns a Service over store. It counts imported keys once.
-func NewService(ctx context.Context, store Store, tokens *Tokens, opts Options) (*Service, error) {
+func NewService(ctx context.Context, store legacyStore, tokens *Tokens, opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -65,7 +65,7 @@ func NewService(ctx context.Context, store Store, tokens *Tokens, opts Options) 
 func (s *Service) Tokens() *Tokens { return s.tokens }
 
 // Store returns the underlying store.
-func (s *Service) Store() Store { return s.store }
+func (s *Service) Store() legacyStore { return s.store }
 
 // Enabled reports whether keys of type t are enabled in config.
 func (s *Service) Enabled(t Type) bool {

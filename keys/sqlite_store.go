@@ -770,7 +770,7 @@ func (s *SQLite) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, er
 	return out, rows.Err()
 }
 
-var _ Store = (*SQLite)(nil)
+var _ legacyStore = (*SQLite)(nil)
 
 // InsertUsers inserts new users in one transaction: the bulk path for
 // seeding and migrations, where per-user upserts would be too slow.
