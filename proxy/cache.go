@@ -73,6 +73,7 @@ type Cache struct {
 	tombs     map[tombKey]tomb  // key, user and org ids
 	hashTombs map[[32]byte]tomb // token hashes that came to exist
 	lastPrune int64             // unix ns
+	resetGen  uint64            // entries older than this are all stale (see Reset)
 
 	fmu     sync.Mutex // guards flights
 	flights map[[32]byte]*flight
@@ -273,6 +274,9 @@ func (c *Cache) lookup(ctx context.Context, src Source, hash *[32]byte, now time
 // staleLocked reports whether a tombstone relevant to e is newer than e:
 // its token hash for a negative entry, else its key, user and org ids.
 func (c *Cache) staleLocked(e *entry) bool {
+	if c.resetGen > e.gen {
+		return true
+	}
 	// A missing tombstone reads as generation 0, which no entry predates.
 	if e.id == nil {
 		return c.hashTombs[e.hash].gen > e.gen

@@ -1,0 +1,170 @@
+// Package postgres is keygate's store on PostgreSQL, for several nodes
+// sharing one database (SPEC §9). It implements keys.Store and broadcasts
+// every change that affects validation with LISTEN/NOTIFY (see Listener).
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/keygate/keygate/keys"
+)
+
+// Options configures Open.
+type Options struct {
+	// DSN is a libpq connection string: a URL or key=value pairs.
+	DSN string
+	// MaxConns caps the pool; 0 means 10.
+	MaxConns int
+	// ConnectTimeout bounds each connection attempt; 0 means 5s.
+	ConnectTimeout time.Duration
+}
+
+// DB is the keys.Store on Postgres. Safe for concurrent use, by any number
+// of goroutines and nodes.
+type DB struct {
+	pool *pgxpool.Pool
+	dsn  string
+	node string // names this process in its change notifications
+
+	mu       sync.Mutex
+	writeErr error // the last failed write, reported by Ping until a write succeeds
+}
+
+var _ keys.Store = (*DB)(nil)
+
+// Open connects to Postgres and applies pending migrations under an
+// advisory lock, so that nodes started together on an empty database all
+// come up. It fails when the database cannot be reached at all.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(o.DSN)
+	if err != nil {
+		// pgx's message may quote the DSN, password included: say only what kind of problem it is.
+		return nil, errors.New("parse store.dsn: not a valid libpq URL or key=value connection string")
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 10
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	cfg.MaxConns = int32(o.MaxConns)
+	cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	cfg.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to store.dsn: %w", err)
+	}
+	db := &DB{pool: pool, dsn: o.DSN, node: newNodeID()}
+	pctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	err = pool.Ping(pctx)
+	cancel()
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres (store.dsn, host %s): %w", cfg.ConnConfig.Host, err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// Ping reports whether Postgres answers and the last write did not fail.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT 1`).Scan(&n); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.writeErr
+}
+
+// noteWrite records the outcome of a write for Ping: an error that is the
+// database's fault (not the caller's, such as not found or a conflict)
+// makes Ping fail until a write succeeds.
+func (db *DB) noteWrite(err error) {
+	var pgErr *pgconn.PgError
+	if err != nil && (errors.Is(err, keys.ErrNotFound) || errors.Is(err, keys.ErrConflict) || keys.ErrorCode(err) != "" ||
+		errors.As(err, &pgErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return
+	}
+	db.mu.Lock()
+	db.writeErr = err
+	db.mu.Unlock()
+}
+
+// writeLock serialises Update transactions across every node: admin writes
+// are rare, and one writer at a time gives each Update the isolation of
+// SQLite's single writer without serialisation failures to retry.
+const writeLock = 0x6b67_0001
+
+// Update runs fn in one transaction, holding the cluster-wide write lock,
+// and sends the changes fn recorded with Notify as part of the commit.
+func (db *DB) Update(ctx context.Context, fn func(tx keys.Tx) error) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(ptx pgx.Tx) error {
+		if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
+			return fmt.Errorf("take write lock: %w", err)
+		}
+		t := &tx{tx: ptx, node: db.node}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.notify(ctx)
+	})
+	db.noteWrite(err)
+	return err
+}
+
+// tx is a keys.Tx over one Postgres transaction.
+type tx struct {
+	tx      pgx.Tx
+	node    string
+	changes []keys.Change
+}
+
+// Notify queues c; Update sends it just before the commit.
+func (t *tx) Notify(c keys.Change) { t.changes = append(t.changes, c) }
+
+// isUnique reports whether err is a unique violation.
+func isUnique(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// isForeignKey reports whether err is a foreign-key violation.
+func isForeignKey(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
+// notFound maps pgx's no-rows to keys.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return keys.ErrNotFound
+	}
+	return err
+}
+
+// querier is what reads need: the pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
