@@ -16,6 +16,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 )
 
 const cliToken = "cli-test-token"
@@ -30,7 +31,7 @@ type cliEnv struct {
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
 	ctx := context.Background()
-	store, err := keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cli.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cli.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

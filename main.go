@@ -120,7 +120,7 @@ type App struct {
 	// AdminToken is the admin token in force (generated when none is configured).
 	AdminToken string
 
-	Store   *keys.SQLite
+	Store   keys.Store
 	Service *keys.Service
 	Cache   *proxy.Cache
 	Gate    *proxy.Gate
@@ -163,9 +163,6 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 // Open opens the store, builds the request path and starts both ports.
 func (a *App) Open(ctx context.Context) error {
 	cfg := a.Config
-	if cfg.Store.Driver != "sqlite" {
-		return fmt.Errorf("store.driver: %q is not available in this build yet (use sqlite)", cfg.Store.Driver)
-	}
 	var err error
 	// Bind first: a port in use fails fast, and the portal's links can name
 	// the port really bound (proxy.listen may say :0).
@@ -175,7 +172,7 @@ func (a *App) Open(ctx context.Context) error {
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin.listen: %w", err)
 	}
-	if a.Store, err = keys.OpenSQLite(ctx, cfg.Store.Path); err != nil {
+	if a.Store, err = openStore(ctx, cfg.Store, a.Logger); err != nil {
 		return err
 	}
 	tokens, err := keys.NewTokens(cfg.Keys.Prefix)
@@ -211,6 +208,9 @@ func (a *App) Open(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if st, ok := a.Store.(interface{ WriteErrors() int64 }); ok {
+		a.Metrics.SetStoreWriteErrors(st.WriteErrors)
 	}
 	a.Metrics.SetKeyCounter(func() ([]metrics.KeyCount, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

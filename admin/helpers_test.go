@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/limiter"
 )
 
@@ -80,7 +81,7 @@ type env struct {
 	t       *testing.T
 	url     string
 	dbPath  string
-	store   *keys.SQLite
+	store   *sqlite.Store
 	svc     *keys.Service
 	srv     *admin.Server
 	clock   *clock
@@ -96,7 +97,7 @@ func newEnv(t *testing.T, mod func(*admin.Options)) *env {
 	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "keygate.db"), clock: &clock{}}
 	e.clock.Set(t0)
 	var err error
-	if e.store, err = keys.OpenSQLite(ctx, e.dbPath); err != nil {
+	if e.store, err = sqlite.Open(ctx, e.dbPath, sqlite.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 )
 
 const dashTestToken = "dash-test-token-0123456789"
@@ -28,7 +29,7 @@ func (c *dashClock) Now() time.Time { return time.Unix(c.unix.Load(), 0) }
 
 type dashEnv struct {
 	t     *testing.T
-	store *keys.SQLite
+	store *sqlite.Store
 	svc   *keys.Service
 	url   string
 	clock *dashClock
@@ -37,7 +38,7 @@ type dashEnv struct {
 func newDashEnv(t *testing.T) *dashEnv {
 	t.Helper()
 	ctx := context.Background()
-	st, err := keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "k.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

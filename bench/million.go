@@ -10,6 +10,7 @@ import (
 
 	"github.com/keygate/keygate/bench/loadgen"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 )
 
 // Targets from the issue for a million keys in SQLite.
@@ -24,10 +25,10 @@ const (
 // tokens, one a line, to tokensPath. It is timed, so it must be the fast bulk
 // path, not n admin calls. keygateBin is the keygate binary, for a CLI path.
 //
-// It writes through keys.SQLite's batched inserts (users, then keys with
+// It writes through the store's primitive writes (users, then keys with
 // their audit events), 50,000 rows a transaction.
 func seed(ctx context.Context, keygateBin, dbPath string, n int, tokensPath string) error {
-	st, err := keys.OpenSQLite(ctx, dbPath)
+	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
 	if err != nil {
 		return err
 	}
@@ -63,10 +64,18 @@ func seed(ctx context.Context, keygateBin, dbPath string, n int, tokensPath stri
 			ks[i] = k
 			events[i] = keys.AuditEvent{At: now, Action: keys.ActionKeyCreated, Actor: "system", KeyID: k.ID, UserID: uid}
 		}
-		if err := st.InsertUsers(ctx, users, "system"); err != nil {
-			return err
-		}
-		if err := st.InsertKeys(ctx, ks, events); err != nil {
+		err := st.Update(ctx, func(tx keys.Tx) error {
+			for i := range users {
+				if err := tx.PutUser(ctx, &users[i]); err != nil {
+					return err
+				}
+			}
+			if err := tx.InsertKeys(ctx, ks); err != nil {
+				return err
+			}
+			return tx.InsertAudit(ctx, events...)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -145,7 +154,7 @@ func (e *env) millionKeys(ctx context.Context) error {
 	fmt.Fprintf(tw, "RSS after touching %d keys\t%s\ttarget ≤ %s: %s (peak %s)\n", len(touch), mib(rssTouched), mib(maxRSS), verdict(rssTouched <= maxRSS), mib(peak))
 	fmt.Fprintf(tw, "cache-miss latency p50 / p99\t%s / %s\ttarget p99 ≤ %s: %s\n", fmtDur(miss.P50), fmtDur(miss.P99), fmtDur(maxMissP99), verdict(miss.P99 <= maxMissP99))
 	fmt.Fprintf(tw, "cache-hit reference p50 / p99\t%s / %s\t(%d recently touched keys, 20 times each)\n", fmtDur(hit.P50), fmtDur(hit.P99), len(recent))
-	fmt.Fprintf(tw, "store lookup alone p50 / p99\t%s / %s\t(keys.SQLite.LookupHash in process, %d distinct keys; target p99 ≤ %s: %s)\n",
+	fmt.Fprintf(tw, "store lookup alone p50 / p99\t%s / %s\t(sqlite.Store.LookupHash in process, %d distinct keys; target p99 ≤ %s: %s)\n",
 		fmtDur(store.P50), fmtDur(store.P99), store.Count(), fmtDur(maxMissP99), verdict(store.Quantile(0.99) <= maxMissP99))
 	tw.Flush()
 	if bad := miss.Non2xx + miss.Errors + hit.Non2xx + hit.Errors; bad > 0 {
@@ -190,10 +199,10 @@ func sample(path string, k int) ([]string, error) {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// lookupLatency times keys.SQLite.LookupHash for each token, in process and
+// lookupLatency times the SQLite store's LookupHash for each token, in process and
 // one at a time: the store's share of a cache miss, without HTTP around it.
 func lookupLatency(ctx context.Context, dbPath string, tokens []string) (*storeLatency, error) {
-	st, err := keys.OpenSQLite(ctx, dbPath)
+	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
 	if err != nil {
 		return nil, err
 	}

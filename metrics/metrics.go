@@ -89,6 +89,8 @@ type Metrics struct {
 	limiterErrors *vm.Counter
 
 	keyCounter atomic.Pointer[func() ([]KeyCount, error)]
+	// storeWriteErrors counts writes the store failed to commit.
+	storeWriteErrors atomic.Pointer[func() int64]
 }
 
 // New returns a Metrics with every series created, at zero.
@@ -110,6 +112,7 @@ func New() *Metrics {
 	m.flushedCounts = s.NewCounter("keygate_usage_flushed_counts_total")
 	m.limiterErrors = s.NewCounter("keygate_limiter_errors_total")
 	s.RegisterMetricsWriter(m.writeKeys)
+	s.RegisterMetricsWriter(m.writeStoreWriteErrors)
 	return m
 }
 
@@ -188,6 +191,26 @@ func (m *Metrics) writeKeys(w io.Writer) {
 	for _, c := range counts {
 		fmt.Fprintf(w, "keygate_keys{type=%q,status=%q} %d\n", c.Type, c.Status, c.N)
 	}
+}
+
+// SetStoreWriteErrors sets the function that reads how many writes the
+// store failed to commit (a lock held by another process, a full disk),
+// for keygate_store_write_errors_total. nil removes the series.
+func (m *Metrics) SetStoreWriteErrors(f func() int64) {
+	if f == nil {
+		m.storeWriteErrors.Store(nil)
+		return
+	}
+	m.storeWriteErrors.Store(&f)
+}
+
+func (m *Metrics) writeStoreWriteErrors(w io.Writer) {
+	f := m.storeWriteErrors.Load()
+	if f == nil {
+		return
+	}
+	vm.WriteMetadataIfNeeded(w, "keygate_store_write_errors_total", "counter")
+	fmt.Fprintf(w, "keygate_store_write_errors_total %d\n", (*f)())
 }
 
 // WritePrometheus writes every metric, then the Go runtime and process

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 )
 
 // clock is a settable clock, safe for the server's goroutines.
@@ -38,7 +39,7 @@ func (c *clock) Add(d time.Duration) {
 
 type env struct {
 	t      *testing.T
-	store  *keys.SQLite
+	store  *sqlite.Store
 	svc    *keys.Service
 	portal *Portal
 	srv    *httptest.Server
@@ -50,7 +51,7 @@ const base = "/_keygate/portal"
 func newEnv(t *testing.T, mod func(*Options), disabled ...keys.Type) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "k.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

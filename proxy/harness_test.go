@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/usage"
@@ -146,7 +147,7 @@ func (e *echo) handle(ctx *fasthttp.RequestCtx) {
 type stack struct {
 	t      testing.TB
 	clock  *clock
-	store  *keys.SQLite
+	store  *sqlite.Store
 	svc    *keys.Service
 	cache  *Cache
 	lim    *limiter.Memory
@@ -172,7 +173,7 @@ func newStack(t testing.TB, cfg stackConfig) *stack {
 	ctx := context.Background()
 	s := &stack{t: t, clock: newClock()}
 	var err error
-	s.store, err = keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.db"))
+	s.store, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "keys.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

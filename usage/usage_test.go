@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 )
 
 type tally struct {
@@ -312,7 +313,7 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 func TestRecorderSQLite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "usage.db")
-	store, err := keys.OpenSQLite(ctx, path)
+	store, err := sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package keys
+package sqlite
 
 import (
 	"context"
@@ -8,14 +8,16 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/keys"
 )
 
 // Helper names carry a usage prefix so they cannot clash with the other
 // test files of the package.
 
-func usageTestStore(t *testing.T) *SQLite {
+func usageTestStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "usage.db"))
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "usage.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +27,7 @@ func usageTestStore(t *testing.T) *SQLite {
 
 // usageInsertKey inserts a bare api_keys row with plain SQL, independent of
 // the key-management code.
-func usageInsertKey(t *testing.T, s *SQLite, id string, typ Type, userID, orgID string) {
+func usageInsertKey(t *testing.T, s *Store, id string, typ keys.Type, userID, orgID string) {
 	t.Helper()
 	h := sha256.Sum256([]byte(id))
 	if _, err := s.wdb.Exec(`INSERT INTO api_keys (id, hash, type, user_id, org_id, display, created_at)
@@ -34,7 +36,7 @@ func usageInsertKey(t *testing.T, s *SQLite, id string, typ Type, userID, orgID 
 	}
 }
 
-func usageLastUsed(t *testing.T, s *SQLite, id string) *int64 {
+func usageLastUsed(t *testing.T, s *Store, id string) *int64 {
 	t.Helper()
 	var v *int64
 	if err := s.rdb.QueryRow(`SELECT last_used_at FROM api_keys WHERE id = ?`, id).Scan(&v); err != nil {
@@ -43,7 +45,7 @@ func usageLastUsed(t *testing.T, s *SQLite, id string) *int64 {
 	return v
 }
 
-func usageRows(t *testing.T, s *SQLite, table string) int {
+func usageRows(t *testing.T, s *Store, table string) int {
 	t.Helper()
 	var n int
 	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
@@ -52,7 +54,7 @@ func usageRows(t *testing.T, s *SQLite, table string) int {
 	return n
 }
 
-func mustUsage(t *testing.T, s *SQLite, q UsageQuery) ([]UsagePoint, int64) {
+func mustUsage(t *testing.T, s *Store, q keys.UsageQuery) ([]keys.UsagePoint, int64) {
 	t.Helper()
 	p, total, err := s.Usage(context.Background(), q)
 	if err != nil {
@@ -67,8 +69,8 @@ const base = int64(1704067200)
 func TestAddUsage(t *testing.T) {
 	ctx := context.Background()
 	s := usageTestStore(t)
-	usageInsertKey(t, s, "k1", TypeGeneric, "", "")
-	usageInsertKey(t, s, "k2", TypeGeneric, "", "")
+	usageInsertKey(t, s, "k1", keys.TypeGeneric, "", "")
+	usageInsertKey(t, s, "k2", keys.TypeGeneric, "", "")
 
 	if err := s.AddUsage(ctx, nil); err != nil {
 		t.Fatal(err)
@@ -76,7 +78,7 @@ func TestAddUsage(t *testing.T) {
 	if got := usageLastUsed(t, s, "k1"); got != nil {
 		t.Fatalf("last_used_at before traffic = %d, want NULL", *got)
 	}
-	err := s.AddUsage(ctx, []UsageCount{
+	err := s.AddUsage(ctx, []keys.UsageCount{
 		{KeyID: "k1", Minute: base + 120, Allowed: 3, RateLimited: 1},
 		{KeyID: "k1", Minute: base + 60, Allowed: 2},
 		{KeyID: "gone", Minute: base, Allowed: 5}, // deleted meanwhile: dropped
@@ -87,7 +89,7 @@ func TestAddUsage(t *testing.T) {
 	}
 	// Additive: a second batch for the same minute adds up; a minute that is
 	// not aligned lands in its minute.
-	err = s.AddUsage(ctx, []UsageCount{
+	err = s.AddUsage(ctx, []keys.UsageCount{
 		{KeyID: "k1", Minute: base + 120 + 17, Allowed: 10, RateLimited: 2},
 		{KeyID: "k1", Minute: base, Allowed: 1}, // older: last_used_at stays
 	})
@@ -95,8 +97,8 @@ func TestAddUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, total := mustUsage(t, s, UsageQuery{KeyID: "k1", From: base, To: base + 3600, Interval: "minute"})
-	want := []UsagePoint{{T: base, Allowed: 1}, {T: base + 60, Allowed: 2}, {T: base + 120, Allowed: 13, RateLimited: 3}}
+	p, total := mustUsage(t, s, keys.UsageQuery{KeyID: "k1", From: base, To: base + 3600, Interval: "minute"})
+	want := []keys.UsagePoint{{T: base, Allowed: 1}, {T: base + 60, Allowed: 2}, {T: base + 120, Allowed: 13, RateLimited: 3}}
 	if !reflect.DeepEqual(p, want) || total != 19 {
 		t.Fatalf("usage = %+v total %d, want %+v total 19", p, total, want)
 	}
@@ -113,10 +115,10 @@ func TestAddUsage(t *testing.T) {
 
 func TestAddUsageCanceled(t *testing.T) {
 	s := usageTestStore(t)
-	usageInsertKey(t, s, "k1", TypeGeneric, "", "")
+	usageInsertKey(t, s, "k1", keys.TypeGeneric, "", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.AddUsage(ctx, []UsageCount{{KeyID: "k1", Minute: base, Allowed: 1}}); err == nil {
+	if err := s.AddUsage(ctx, []keys.UsageCount{{KeyID: "k1", Minute: base, Allowed: 1}}); err == nil {
 		t.Fatal("AddUsage with a canceled context succeeded")
 	}
 	if n := usageRows(t, s, "usage_minute"); n != 0 {
@@ -126,16 +128,16 @@ func TestAddUsageCanceled(t *testing.T) {
 
 // usageFixture: user u1 with personal keys p1, p2; org o1 with org keys o1a
 // (created by u1, so user_id is set) and o1b; a generic key g.
-func usageFixture(t *testing.T) *SQLite {
+func usageFixture(t *testing.T) *Store {
 	t.Helper()
 	s := usageTestStore(t)
-	usageInsertKey(t, s, "p1", TypePersonal, "u1", "")
-	usageInsertKey(t, s, "p2", TypePersonal, "u1", "")
-	usageInsertKey(t, s, "p3", TypePersonal, "u2", "")
-	usageInsertKey(t, s, "o1a", TypeOrg, "u1", "o1")
-	usageInsertKey(t, s, "o1b", TypeOrg, "", "o1")
-	usageInsertKey(t, s, "g", TypeGeneric, "", "")
-	err := s.AddUsage(context.Background(), []UsageCount{
+	usageInsertKey(t, s, "p1", keys.TypePersonal, "u1", "")
+	usageInsertKey(t, s, "p2", keys.TypePersonal, "u1", "")
+	usageInsertKey(t, s, "p3", keys.TypePersonal, "u2", "")
+	usageInsertKey(t, s, "o1a", keys.TypeOrg, "u1", "o1")
+	usageInsertKey(t, s, "o1b", keys.TypeOrg, "", "o1")
+	usageInsertKey(t, s, "g", keys.TypeGeneric, "", "")
+	err := s.AddUsage(context.Background(), []keys.UsageCount{
 		{KeyID: "p1", Minute: base + 0*60, Allowed: 1},
 		{KeyID: "p1", Minute: base + 59*60, Allowed: 2, RateLimited: 1},
 		{KeyID: "p2", Minute: base + 59*60, Allowed: 4},
@@ -157,34 +159,34 @@ func TestUsageSeries(t *testing.T) {
 	day := int64(86400)
 	tests := []struct {
 		name  string
-		q     UsageQuery
-		want  []UsagePoint
+		q     keys.UsageQuery
+		want  []keys.UsagePoint
 		total int64
 	}{
-		{"key minutes", UsageQuery{KeyID: "p1", From: base, To: base + 3600, Interval: "minute"},
-			[]UsagePoint{{T: base, Allowed: 1}, {T: base + 59*60, Allowed: 2, RateLimited: 1}}, 4},
-		{"user minutes sum personal keys only", UsageQuery{UserID: "u1", From: base, To: base + 2*3600, Interval: "minute"},
-			[]UsagePoint{{T: base, Allowed: 1}, {T: base + 59*60, Allowed: 6, RateLimited: 1}, {T: base + 60*60, Allowed: 8}}, 16},
-		{"user hours", UsageQuery{UserID: "u1", From: base, To: base + 2*day, Interval: "hour"},
-			[]UsagePoint{{T: base, Allowed: 7, RateLimited: 1}, {T: base + 3600, Allowed: 8}, {T: base + 25*3600, Allowed: 16}}, 32},
-		{"user days", UsageQuery{UserID: "u1", From: base, To: base + 2*day, Interval: "day"},
-			[]UsagePoint{{T: base, Allowed: 15, RateLimited: 1}, {T: base + day, Allowed: 16}}, 32},
-		{"org keys", UsageQuery{OrgID: "o1", From: base, To: base + day, Interval: "hour"},
-			[]UsagePoint{{T: base, Allowed: 32}, {T: base + 3600, RateLimited: 64}}, 96},
-		{"generic key", UsageQuery{KeyID: "g", From: base, To: base + day, Interval: "day"},
-			[]UsagePoint{{T: base, Allowed: 128}}, 128},
-		{"to is exclusive", UsageQuery{KeyID: "p1", From: base, To: base + 59*60, Interval: "minute"},
-			[]UsagePoint{{T: base, Allowed: 1}}, 1},
+		{"key minutes", keys.UsageQuery{KeyID: "p1", From: base, To: base + 3600, Interval: "minute"},
+			[]keys.UsagePoint{{T: base, Allowed: 1}, {T: base + 59*60, Allowed: 2, RateLimited: 1}}, 4},
+		{"user minutes sum personal keys only", keys.UsageQuery{UserID: "u1", From: base, To: base + 2*3600, Interval: "minute"},
+			[]keys.UsagePoint{{T: base, Allowed: 1}, {T: base + 59*60, Allowed: 6, RateLimited: 1}, {T: base + 60*60, Allowed: 8}}, 16},
+		{"user hours", keys.UsageQuery{UserID: "u1", From: base, To: base + 2*day, Interval: "hour"},
+			[]keys.UsagePoint{{T: base, Allowed: 7, RateLimited: 1}, {T: base + 3600, Allowed: 8}, {T: base + 25*3600, Allowed: 16}}, 32},
+		{"user days", keys.UsageQuery{UserID: "u1", From: base, To: base + 2*day, Interval: "day"},
+			[]keys.UsagePoint{{T: base, Allowed: 15, RateLimited: 1}, {T: base + day, Allowed: 16}}, 32},
+		{"org keys", keys.UsageQuery{OrgID: "o1", From: base, To: base + day, Interval: "hour"},
+			[]keys.UsagePoint{{T: base, Allowed: 32}, {T: base + 3600, RateLimited: 64}}, 96},
+		{"generic key", keys.UsageQuery{KeyID: "g", From: base, To: base + day, Interval: "day"},
+			[]keys.UsagePoint{{T: base, Allowed: 128}}, 128},
+		{"to is exclusive", keys.UsageQuery{KeyID: "p1", From: base, To: base + 59*60, Interval: "minute"},
+			[]keys.UsagePoint{{T: base, Allowed: 1}}, 1},
 		// From inside a bucket reports that bucket whole; To inside a bucket
 		// includes it.
-		{"partial buckets are whole", UsageQuery{UserID: "u1", From: base + 1800, To: base + 3601, Interval: "hour"},
-			[]UsagePoint{{T: base, Allowed: 7, RateLimited: 1}, {T: base + 3600, Allowed: 8}}, 16},
-		{"empty range", UsageQuery{KeyID: "p1", From: base + 3600, To: base + 3600, Interval: "minute"},
-			[]UsagePoint{}, 0},
-		{"unknown key", UsageQuery{KeyID: "nope", From: base, To: base + day, Interval: "hour"},
-			[]UsagePoint{}, 0},
-		{"unknown user", UsageQuery{UserID: "nope", From: base, To: base + day, Interval: "hour"},
-			[]UsagePoint{}, 0},
+		{"partial buckets are whole", keys.UsageQuery{UserID: "u1", From: base + 1800, To: base + 3601, Interval: "hour"},
+			[]keys.UsagePoint{{T: base, Allowed: 7, RateLimited: 1}, {T: base + 3600, Allowed: 8}}, 16},
+		{"empty range", keys.UsageQuery{KeyID: "p1", From: base + 3600, To: base + 3600, Interval: "minute"},
+			[]keys.UsagePoint{}, 0},
+		{"unknown key", keys.UsageQuery{KeyID: "nope", From: base, To: base + day, Interval: "hour"},
+			[]keys.UsagePoint{}, 0},
+		{"unknown user", keys.UsageQuery{UserID: "nope", From: base, To: base + day, Interval: "hour"},
+			[]keys.UsagePoint{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,14 +200,14 @@ func TestUsageSeries(t *testing.T) {
 
 func TestUsageBadQuery(t *testing.T) {
 	s := usageTestStore(t)
-	for _, q := range []UsageQuery{
+	for _, q := range []keys.UsageQuery{
 		{KeyID: "k", UserID: "u", From: base, To: base + 60, Interval: "minute"},
 		{KeyID: "k", From: base, To: base + 60, Interval: "week"},
 		{KeyID: "k", From: base, To: base + 60},
 	} {
 		_, _, err := s.Usage(context.Background(), q)
-		if ErrorCode(err) != EInvalid {
-			t.Errorf("Usage(%+v) = %v, want an %s error", q, err, EInvalid)
+		if keys.ErrorCode(err) != keys.EInvalid {
+			t.Errorf("Usage(%+v) = %v, want an %s error", q, err, keys.EInvalid)
 		}
 	}
 }
@@ -214,9 +216,9 @@ func TestCompactUsage(t *testing.T) {
 	ctx := context.Background()
 	s := usageFixture(t)
 	hour := int64(3600)
-	series := func() map[string][]UsagePoint {
-		out := map[string][]UsagePoint{}
-		for _, q := range []UsageQuery{
+	series := func() map[string][]keys.UsagePoint {
+		out := map[string][]keys.UsagePoint{}
+		for _, q := range []keys.UsageQuery{
 			{UserID: "u1", From: base, To: base + 3*86400, Interval: "hour"},
 			{UserID: "u1", From: base, To: base + 3*86400, Interval: "day"},
 			{OrgID: "o1", From: base, To: base + 3*86400, Interval: "hour"},
@@ -239,8 +241,8 @@ func TestCompactUsage(t *testing.T) {
 		t.Fatalf("hour/day series changed by compaction:\nbefore %+v\nafter  %+v", before, after)
 	}
 	// Rolled-up minutes are gone from the minute series.
-	p, _ := mustUsage(t, s, UsageQuery{UserID: "u1", From: base, To: base + 2*hour, Interval: "minute"})
-	if want := []UsagePoint{{T: base + hour, Allowed: 8}}; !reflect.DeepEqual(p, want) {
+	p, _ := mustUsage(t, s, keys.UsageQuery{UserID: "u1", From: base, To: base + 2*hour, Interval: "minute"})
+	if want := []keys.UsagePoint{{T: base + hour, Allowed: 8}}; !reflect.DeepEqual(p, want) {
 		t.Fatalf("minute series after compaction = %+v, want %+v", p, want)
 	}
 	if n := usageRows(t, s, "usage_hour"); n != 4 {
@@ -249,18 +251,18 @@ func TestCompactUsage(t *testing.T) {
 
 	// Late minutes for an hour already rolled up add to it; compacting again
 	// changes nothing else.
-	if err := s.AddUsage(ctx, []UsageCount{{KeyID: "p1", Minute: base + 120, Allowed: 100}}); err != nil {
+	if err := s.AddUsage(ctx, []keys.UsageCount{{KeyID: "p1", Minute: base + 120, Allowed: 100}}); err != nil {
 		t.Fatal(err)
 	}
-	p, total := mustUsage(t, s, UsageQuery{KeyID: "p1", From: base, To: base + hour, Interval: "hour"})
-	if want := []UsagePoint{{T: base, Allowed: 103, RateLimited: 1}}; !reflect.DeepEqual(p, want) || total != 104 {
+	p, total := mustUsage(t, s, keys.UsageQuery{KeyID: "p1", From: base, To: base + hour, Interval: "hour"})
+	if want := []keys.UsagePoint{{T: base, Allowed: 103, RateLimited: 1}}; !reflect.DeepEqual(p, want) || total != 104 {
 		t.Fatalf("before second compaction = %+v total %d, want %+v total 104", p, total, want)
 	}
 	if err := s.CompactUsage(ctx, now, 48*time.Hour, 90*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	p, total = mustUsage(t, s, UsageQuery{KeyID: "p1", From: base, To: base + hour, Interval: "hour"})
-	if want := []UsagePoint{{T: base, Allowed: 103, RateLimited: 1}}; !reflect.DeepEqual(p, want) || total != 104 {
+	p, total = mustUsage(t, s, keys.UsageQuery{KeyID: "p1", From: base, To: base + hour, Interval: "hour"})
+	if want := []keys.UsagePoint{{T: base, Allowed: 103, RateLimited: 1}}; !reflect.DeepEqual(p, want) || total != 104 {
 		t.Fatalf("after second compaction = %+v total %d, want %+v total 104", p, total, want)
 	}
 
@@ -269,8 +271,8 @@ func TestCompactUsage(t *testing.T) {
 	if err := s.CompactUsage(ctx, later, 48*time.Hour, 10*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	p, _ = mustUsage(t, s, UsageQuery{UserID: "u1", From: base, To: base + 3*86400, Interval: "hour"})
-	if want := []UsagePoint{{T: base + hour, Allowed: 8}, {T: base + 25*hour, Allowed: 16}}; !reflect.DeepEqual(p, want) {
+	p, _ = mustUsage(t, s, keys.UsageQuery{UserID: "u1", From: base, To: base + 3*86400, Interval: "hour"})
+	if want := []keys.UsagePoint{{T: base + hour, Allowed: 8}, {T: base + 25*hour, Allowed: 16}}; !reflect.DeepEqual(p, want) {
 		t.Fatalf("after retention = %+v, want %+v", p, want)
 	}
 	if n := usageRows(t, s, "usage_minute"); n != 0 {
@@ -283,18 +285,18 @@ func TestTopUsage(t *testing.T) {
 	s := usageFixture(t)
 	tests := []struct {
 		name  string
-		top   func(context.Context, int64, int) ([]UsageTop, error)
+		top   func(context.Context, int64, int) ([]keys.UsageTop, error)
 		since int64
 		n     int
-		want  []UsageTop
+		want  []keys.UsageTop
 	}{
-		{"keys", s.TopKeys, base, 3, []UsageTop{{"p3", 1000, 0}, {"g", 128, 0}, {"o1b", 0, 64}}},
-		{"keys since", s.TopKeys, base + 3600, 10, []UsageTop{{"g", 128, 0}, {"o1b", 0, 64}, {"p1", 16, 0}, {"p2", 8, 0}}},
-		{"users", s.TopUsers, base, 10, []UsageTop{{"u2", 1000, 0}, {"u1", 31, 1}}},
-		{"users top 1", s.TopUsers, base, 1, []UsageTop{{"u2", 1000, 0}}},
-		{"orgs", s.TopOrgs, base, 10, []UsageTop{{"o1", 32, 64}}},
-		{"none", s.TopKeys, base, 0, []UsageTop{}},
-		{"nothing since", s.TopOrgs, base + 86400*30, 5, []UsageTop{}},
+		{"keys", s.TopKeys, base, 3, []keys.UsageTop{{ID: "p3", Allowed: 1000, RateLimited: 0}, {ID: "g", Allowed: 128, RateLimited: 0}, {ID: "o1b", Allowed: 0, RateLimited: 64}}},
+		{"keys since", s.TopKeys, base + 3600, 10, []keys.UsageTop{{ID: "g", Allowed: 128, RateLimited: 0}, {ID: "o1b", Allowed: 0, RateLimited: 64}, {ID: "p1", Allowed: 16, RateLimited: 0}, {ID: "p2", Allowed: 8, RateLimited: 0}}},
+		{"users", s.TopUsers, base, 10, []keys.UsageTop{{ID: "u2", Allowed: 1000, RateLimited: 0}, {ID: "u1", Allowed: 31, RateLimited: 1}}},
+		{"users top 1", s.TopUsers, base, 1, []keys.UsageTop{{ID: "u2", Allowed: 1000, RateLimited: 0}}},
+		{"orgs", s.TopOrgs, base, 10, []keys.UsageTop{{ID: "o1", Allowed: 32, RateLimited: 64}}},
+		{"none", s.TopKeys, base, 0, []keys.UsageTop{}},
+		{"nothing since", s.TopOrgs, base + 86400*30, 5, []keys.UsageTop{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,38 +318,38 @@ func TestTopUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []UsageTop{{"u2", 1000, 0}, {"u1", 31, 1}}; !reflect.DeepEqual(got, want) {
+	if want := []keys.UsageTop{{ID: "u2", Allowed: 1000, RateLimited: 0}, {ID: "u1", Allowed: 31, RateLimited: 1}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after compaction got %+v, want %+v", got, want)
 	}
 }
 
 func TestFillUsage(t *testing.T) {
-	q := UsageQuery{KeyID: "k", From: base + 30, To: base + 4*60 + 1, Interval: "minute"}
-	got := FillUsage([]UsagePoint{{T: base + 60, Allowed: 1}, {T: base + 240, RateLimited: 2}}, q)
-	want := []UsagePoint{{T: base}, {T: base + 60, Allowed: 1}, {T: base + 120}, {T: base + 180}, {T: base + 240, RateLimited: 2}}
+	q := keys.UsageQuery{KeyID: "k", From: base + 30, To: base + 4*60 + 1, Interval: "minute"}
+	got := keys.FillUsage([]keys.UsagePoint{{T: base + 60, Allowed: 1}, {T: base + 240, RateLimited: 2}}, q)
+	want := []keys.UsagePoint{{T: base}, {T: base + 60, Allowed: 1}, {T: base + 120}, {T: base + 180}, {T: base + 240, RateLimited: 2}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("FillUsage = %+v, want %+v", got, want)
 	}
-	if got := FillUsage(nil, UsageQuery{From: base, To: base, Interval: "hour"}); len(got) != 0 {
+	if got := keys.FillUsage(nil, keys.UsageQuery{From: base, To: base, Interval: "hour"}); len(got) != 0 {
 		t.Fatalf("FillUsage of an empty range = %+v", got)
 	}
 }
 
 // BenchmarkAddUsage measures one flush of 1000 keys' counts.
 func BenchmarkAddUsage(b *testing.B) {
-	s, err := OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "usage.db"))
+	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "usage.db"), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	counts := make([]UsageCount, 1000)
+	counts := make([]keys.UsageCount, 1000)
 	for i := range counts {
 		id := fmt.Sprintf("%032x", i)
 		h := sha256.Sum256([]byte(id))
 		if _, err := s.wdb.Exec(`INSERT INTO api_keys (id, hash, type, display, created_at) VALUES (?, ?, 3, 'kgg_…', 0)`, id, h[:]); err != nil {
 			b.Fatal(err)
 		}
-		counts[i] = UsageCount{KeyID: id, Allowed: 10, RateLimited: 1}
+		counts[i] = keys.UsageCount{KeyID: id, Allowed: 10, RateLimited: 1}
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -362,17 +364,17 @@ func BenchmarkAddUsage(b *testing.B) {
 
 func TestUsageAllKeys(t *testing.T) {
 	s := usageTestStore(t)
-	usageInsertKey(t, s, "p1", TypePersonal, "u", "")
-	usageInsertKey(t, s, "o1", TypeOrg, "", "o")
-	usageInsertKey(t, s, "g1", TypeGeneric, "", "")
-	if err := s.AddUsage(context.Background(), []UsageCount{
+	usageInsertKey(t, s, "p1", keys.TypePersonal, "u", "")
+	usageInsertKey(t, s, "o1", keys.TypeOrg, "", "o")
+	usageInsertKey(t, s, "g1", keys.TypeGeneric, "", "")
+	if err := s.AddUsage(context.Background(), []keys.UsageCount{
 		{KeyID: "p1", Minute: base, Allowed: 3},
 		{KeyID: "o1", Minute: base + 60, Allowed: 4, RateLimited: 1},
 		{KeyID: "g1", Minute: base + 3600, RateLimited: 2},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	points, total := mustUsage(t, s, UsageQuery{From: base, To: base + 7200, Interval: "hour"})
+	points, total := mustUsage(t, s, keys.UsageQuery{From: base, To: base + 7200, Interval: "hour"})
 	if total != 10 || len(points) != 2 || points[0].Allowed != 7 || points[0].RateLimited != 1 || points[1].RateLimited != 2 {
 		t.Fatalf("all keys: total %d, points %+v", total, points)
 	}

@@ -1,9 +1,9 @@
-package keys
+package storetest
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
+	"github.com/keygate/keygate/keys"
 	"testing"
 	"time"
 )
@@ -17,35 +17,31 @@ func newClock() *fakeClock               { return &fakeClock{t: time.Unix(1_800_
 
 type harness struct {
 	t       *testing.T
-	store   *SQLite
-	svc     *Service
+	store   keys.Store
+	svc     *keys.Service
 	clock   *fakeClock
-	changes []Change
+	changes []keys.Change
 }
 
-func newHarness(t *testing.T, mod func(*Options)) *harness {
+func newHarness(t *testing.T, open Opener, mod func(*keys.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	tok, err := NewTokens("kg")
+	st := open(t)
+	tok, err := keys.NewTokens("kg")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, store: st, clock: newClock()}
-	opts := Options{
+	opts := keys.Options{
 		Now:               h.clock.Now,
-		Expirations:       []Expiration{{Name: "2w", After: 14 * 24 * time.Hour}, {Name: "1mo", After: 30 * 24 * time.Hour}, {Name: "never", Never: true}},
+		Expirations:       []keys.Expiration{{Name: "2w", After: 14 * 24 * time.Hour}, {Name: "1mo", After: 30 * 24 * time.Hour}, {Name: "never", Never: true}},
 		DefaultExpiration: "never",
-		OnChange:          func(c Change) { h.changes = append(h.changes, c) },
+		OnChange:          func(c keys.Change) { h.changes = append(h.changes, c) },
 	}
 	if mod != nil {
 		mod(&opts)
 	}
-	h.svc, err = NewService(ctx, st, tok, opts)
+	h.svc, err = keys.NewService(ctx, st, tok, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +50,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 
 func (h *harness) user(id string) {
 	h.t.Helper()
-	if _, err := h.svc.UpsertUser(context.Background(), UserInput{ID: id, Email: id + "@example.com"}); err != nil {
+	if _, err := h.svc.UpsertUser(context.Background(), keys.UserInput{ID: id, Email: id + "@example.com"}); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -62,7 +58,7 @@ func (h *harness) user(id string) {
 func (h *harness) org(id string, members ...string) {
 	h.t.Helper()
 	ctx := context.Background()
-	if _, err := h.svc.UpsertOrg(ctx, OrgInput{ID: id, Name: "Org " + id}); err != nil {
+	if _, err := h.svc.UpsertOrg(ctx, keys.OrgInput{ID: id, Name: "Org " + id}); err != nil {
 		h.t.Fatal(err)
 	}
 	for _, m := range members {
@@ -72,7 +68,7 @@ func (h *harness) org(id string, members ...string) {
 	}
 }
 
-func (h *harness) key(in CreateKeyInput) (*Key, string) {
+func (h *harness) key(in keys.CreateKeyInput) (*keys.Key, string) {
 	h.t.Helper()
 	k, tok, err := h.svc.CreateKey(context.Background(), in)
 	if err != nil {
@@ -87,11 +83,11 @@ func (h *harness) validate(token string) error {
 	return err
 }
 
-func TestLifecycleSmoke(t *testing.T) {
-	h := newHarness(t, nil)
+func testLifecycleSmoke(t *testing.T, open Opener) {
+	h := newHarness(t, open, nil)
 	h.user("alice")
-	k, tok := h.key(CreateKeyInput{UserID: "alice", DisplayName: "ci", Metadata: []byte(`{"plan": "pro"}`)})
-	if k.Type != TypePersonal || string(k.Metadata) != `{"plan":"pro"}` {
+	k, tok := h.key(keys.CreateKeyInput{UserID: "alice", DisplayName: "ci", Metadata: []byte(`{"plan": "pro"}`)})
+	if k.Type != keys.TypePersonal || string(k.Metadata) != `{"plan":"pro"}` {
 		t.Fatalf("key = %+v", k)
 	}
 	id, err := h.svc.Validate(context.Background(), tok)
@@ -104,7 +100,16 @@ func TestLifecycleSmoke(t *testing.T) {
 	if _, err := h.svc.ArchiveKey(context.Background(), k.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.validate(tok); !errors.Is(err, ErrInvalidKey) {
+	if err := h.validate(tok); !errors.Is(err, keys.ErrInvalidKey) {
 		t.Fatalf("archived: err = %v", err)
 	}
+}
+
+func mustTokens(t testing.TB, prefix string) *keys.Tokens {
+	t.Helper()
+	tok, err := keys.NewTokens(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -1,4 +1,4 @@
-package keys
+package sqlite
 
 import (
 	"context"
@@ -6,57 +6,28 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/keys"
 )
 
-// Usage bucket sizes in seconds. Buckets are aligned to unix time, so to UTC.
+// Bucket sizes in seconds.
 const (
 	minuteSeconds = 60
 	hourSeconds   = 3600
-	daySeconds    = 86400
 )
-
-// UsageTop is one row of a top-traffic list: a key, user or org id and its
-// traffic.
-type UsageTop struct {
-	ID          string `json:"id"`
-	Allowed     int64  `json:"allowed"`
-	RateLimited int64  `json:"rate_limited"`
-}
-
-// usageStep returns the bucket size of a usage interval name.
-func usageStep(interval string) (int64, bool) {
-	switch interval {
-	case "minute":
-		return minuteSeconds, true
-	case "hour":
-		return hourSeconds, true
-	case "day":
-		return daySeconds, true
-	}
-	return 0, false
-}
-
-// alignDown returns the start of the step-sized bucket holding t.
-func alignDown(t, step int64) int64 {
-	r := t % step
-	if r < 0 {
-		r += step
-	}
-	return t - r
-}
 
 // AddUsage adds counts to the minute buckets and raises each key's
 // last_used_at to the latest minute it had traffic in (it never goes back).
 // The whole batch is one transaction. Counts for keys that do not exist
 // (deleted since the request) are dropped silently; empty counts are skipped.
-func (s *SQLite) AddUsage(ctx context.Context, counts []UsageCount) error {
-	rows := make([]UsageCount, 0, len(counts))
+func (s *Store) AddUsage(ctx context.Context, counts []keys.UsageCount) error {
+	rows := make([]keys.UsageCount, 0, len(counts))
 	latest := make(map[string]int64, len(counts))
 	for _, c := range counts {
 		if c.Allowed == 0 && c.RateLimited == 0 {
 			continue
 		}
-		c.Minute = alignDown(c.Minute, minuteSeconds)
+		c.Minute = keys.AlignDown(c.Minute, minuteSeconds)
 		rows = append(rows, c)
 		if t, ok := latest[c.KeyID]; !ok || c.Minute > t {
 			latest[c.KeyID] = c.Minute
@@ -132,7 +103,7 @@ func tuples(n, width int) string {
 
 // usageKeys returns the SQL condition on key_id selecting q's keys and its
 // argument.
-func usageKeys(q UsageQuery) (string, string, error) {
+func usageKeys(q keys.UsageQuery) (string, string, error) {
 	n := 0
 	for _, v := range [...]string{q.KeyID, q.UserID, q.OrgID} {
 		if v != "" {
@@ -140,7 +111,7 @@ func usageKeys(q UsageQuery) (string, string, error) {
 		}
 	}
 	if n > 1 {
-		return "", "", Errorf(EInvalid, "usage: name at most one of key_id, user_id and org_id")
+		return "", "", keys.Errorf(keys.EInvalid, "usage: name at most one of key_id, user_id and org_id")
 	}
 	switch {
 	case n == 0:
@@ -148,9 +119,9 @@ func usageKeys(q UsageQuery) (string, string, error) {
 	case q.KeyID != "":
 		return `key_id = ?`, q.KeyID, nil
 	case q.UserID != "":
-		return fmt.Sprintf(`key_id IN (SELECT id FROM api_keys WHERE user_id = ? AND type = %d)`, TypePersonal), q.UserID, nil
+		return fmt.Sprintf(`key_id IN (SELECT id FROM api_keys WHERE user_id = ? AND type = %d)`, keys.TypePersonal), q.UserID, nil
 	default:
-		return fmt.Sprintf(`key_id IN (SELECT id FROM api_keys WHERE org_id = ? AND type = %d)`, TypeOrg), q.OrgID, nil
+		return fmt.Sprintf(`key_id IN (SELECT id FROM api_keys WHERE org_id = ? AND type = %d)`, keys.TypeOrg), q.OrgID, nil
 	}
 }
 
@@ -164,22 +135,22 @@ func usageKeys(q UsageQuery) (string, string, error) {
 // Minute points exist for the minute retention only (older minutes are rolled
 // up into hours); hour and day points combine rolled-up hours with minutes
 // not yet rolled up, read in one snapshot, so nothing is counted twice.
-func (s *SQLite) Usage(ctx context.Context, q UsageQuery) ([]UsagePoint, int64, error) {
-	step, ok := usageStep(q.Interval)
+func (s *Store) Usage(ctx context.Context, q keys.UsageQuery) ([]keys.UsagePoint, int64, error) {
+	step, ok := keys.UsageStep(q.Interval)
 	if !ok {
-		return nil, 0, Errorf(EInvalid, "usage: interval %q is not minute, hour or day", q.Interval)
+		return nil, 0, keys.Errorf(keys.EInvalid, "usage: interval %q is not minute, hour or day", q.Interval)
 	}
 	cond, arg, err := usageKeys(q)
 	if err != nil {
 		return nil, 0, err
 	}
-	from := alignDown(q.From, step)
-	points := []UsagePoint{}
+	from := keys.AlignDown(q.From, step)
+	points := []keys.UsagePoint{}
 	if q.To <= from {
 		return points, 0, nil
 	}
 	// Every row of [from, to) belongs to a bucket starting before q.To.
-	to := alignDown(q.To-1, step) + step
+	to := keys.AlignDown(q.To-1, step) + step
 	rows := fmt.Sprintf(`SELECT t, allowed, rate_limited FROM usage_minute WHERE %s AND t >= ? AND t < ?`, cond)
 	args := []any{arg, from, to}
 	if step > minuteSeconds {
@@ -195,7 +166,7 @@ func (s *SQLite) Usage(ctx context.Context, q UsageQuery) ([]UsagePoint, int64, 
 	defer r.Close()
 	var total int64
 	for r.Next() {
-		var p UsagePoint
+		var p keys.UsagePoint
 		if err := r.Scan(&p.T, &p.Allowed, &p.RateLimited); err != nil {
 			return nil, 0, fmt.Errorf("usage: %w", err)
 		}
@@ -208,42 +179,13 @@ func (s *SQLite) Usage(ctx context.Context, q UsageQuery) ([]UsagePoint, int64, 
 	return points, total, nil
 }
 
-// FillUsage returns points, as returned by Usage for q, with a zero point
-// for every empty bucket of q's range, so that a chart has one point per
-// interval. points must be sorted by T. An unknown interval returns points
-// unchanged.
-func FillUsage(points []UsagePoint, q UsageQuery) []UsagePoint {
-	step, ok := usageStep(q.Interval)
-	if !ok {
-		return points
-	}
-	from := alignDown(q.From, step)
-	if q.To <= from {
-		return points
-	}
-	out := make([]UsagePoint, 0, (q.To-from+step-1)/step)
-	i := 0
-	for t := from; t < q.To; t += step {
-		for i < len(points) && points[i].T < t {
-			i++ // outside the range or not aligned
-		}
-		if i < len(points) && points[i].T == t {
-			out = append(out, points[i])
-			i++
-			continue
-		}
-		out = append(out, UsagePoint{T: t})
-	}
-	return out
-}
-
 // CompactUsage rolls the minute buckets of hours that ended minuteRetention
 // before now into hour buckets (adding to what is there) and deletes them,
 // then deletes the hour buckets that started retention before now. Only
 // whole hours are rolled up. It is one transaction, so readers see either
 // the minutes or the hours, never both or neither.
-func (s *SQLite) CompactUsage(ctx context.Context, now time.Time, minuteRetention, retention time.Duration) error {
-	cut := alignDown(now.Add(-minuteRetention).Unix(), hourSeconds)
+func (s *Store) CompactUsage(ctx context.Context, now time.Time, minuteRetention, retention time.Duration) error {
+	cut := keys.AlignDown(now.Add(-minuteRetention).Unix(), hourSeconds)
 	oldest := now.Add(-retention).Unix()
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_hour (key_id, t, allowed, rate_limited)
@@ -278,26 +220,26 @@ const usageSince = `WITH u AS (
 // TopKeys returns the n keys with the most traffic (allowed plus rate
 // limited) in the buckets starting at or after since (unix seconds), most
 // first. Never nil.
-func (s *SQLite) TopKeys(ctx context.Context, since int64, n int) ([]UsageTop, error) {
+func (s *Store) TopKeys(ctx context.Context, since int64, n int) ([]keys.UsageTop, error) {
 	return s.top(ctx, "top keys", usageSince+`SELECT key_id, a, r FROM u ORDER BY a + r DESC, key_id LIMIT ?2`, since, n)
 }
 
 // TopUsers is TopKeys summed over each user's personal keys.
-func (s *SQLite) TopUsers(ctx context.Context, since int64, n int) ([]UsageTop, error) {
+func (s *Store) TopUsers(ctx context.Context, since int64, n int) ([]keys.UsageTop, error) {
 	return s.top(ctx, "top users", usageSince+fmt.Sprintf(`SELECT k.user_id, SUM(u.a) AS a, SUM(u.r) AS r
 		FROM u JOIN api_keys k ON k.id = u.key_id WHERE k.type = %d
-		GROUP BY k.user_id ORDER BY SUM(u.a) + SUM(u.r) DESC, k.user_id LIMIT ?2`, TypePersonal), since, n)
+		GROUP BY k.user_id ORDER BY SUM(u.a) + SUM(u.r) DESC, k.user_id LIMIT ?2`, keys.TypePersonal), since, n)
 }
 
 // TopOrgs is TopKeys summed over each org's org keys.
-func (s *SQLite) TopOrgs(ctx context.Context, since int64, n int) ([]UsageTop, error) {
+func (s *Store) TopOrgs(ctx context.Context, since int64, n int) ([]keys.UsageTop, error) {
 	return s.top(ctx, "top orgs", usageSince+fmt.Sprintf(`SELECT k.org_id, SUM(u.a) AS a, SUM(u.r) AS r
 		FROM u JOIN api_keys k ON k.id = u.key_id WHERE k.type = %d
-		GROUP BY k.org_id ORDER BY SUM(u.a) + SUM(u.r) DESC, k.org_id LIMIT ?2`, TypeOrg), since, n)
+		GROUP BY k.org_id ORDER BY SUM(u.a) + SUM(u.r) DESC, k.org_id LIMIT ?2`, keys.TypeOrg), since, n)
 }
 
-func (s *SQLite) top(ctx context.Context, what, query string, since int64, n int) ([]UsageTop, error) {
-	out := []UsageTop{}
+func (s *Store) top(ctx context.Context, what, query string, since int64, n int) ([]keys.UsageTop, error) {
+	out := []keys.UsageTop{}
 	if n <= 0 {
 		return out, nil
 	}
@@ -307,7 +249,7 @@ func (s *SQLite) top(ctx context.Context, what, query string, since int64, n int
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var u UsageTop
+		var u keys.UsageTop
 		if err := rows.Scan(&u.ID, &u.Allowed, &u.RateLimited); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
