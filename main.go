@@ -29,6 +29,7 @@ import (
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/portal"
+	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/proxy"
 	"github.com/keygate/keygate/usage"
 	"github.com/redis/go-redis/v9"
@@ -241,6 +242,11 @@ func (a *App) Open(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if db, ok := a.Store.(*postgres.DB); ok {
+		if err := a.joinCluster(ctx, db); err != nil { // cluster.go
+			return err
+		}
 	}
 
 	var lim proxy.Limiter

@@ -44,7 +44,8 @@ func echoUpstream(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// startApp runs a whole keygate on 127.0.0.1:0 with the database at dbPath.
+// startApp runs a whole keygate on 127.0.0.1:0 with the database at dbPath
+// (on the store of KEYGATE_TEST_STORE, see testStoreYAML).
 func startApp(t *testing.T, dbPath, upstream, extraYAML string) *App {
 	t.Helper()
 	yaml := fmt.Sprintf(`
@@ -54,13 +55,11 @@ proxy:
 admin:
   listen: "127.0.0.1:0"
   token: %q
-store:
-  path: %q
-usage:
+%susage:
   flush_interval: 50ms
 log:
   level: warn
-%s`, upstream, testAdminToken, dbPath, extraYAML)
+%s`, upstream, testAdminToken, testStoreYAML(t, dbPath), extraYAML)
 	cfg, err := config.Parse(yaml, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -300,9 +299,8 @@ func TestServeSIGTERM(t *testing.T) {
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 proxy: {listen: %q, upstreams: [%q]}
 admin: {listen: %q, token: %q}
-store: {path: %q}
-usage: {flush_interval: 1h}
-`, proxyAddr, up.URL, adminAddr, testAdminToken, filepath.Join(dir, "kg.db"))), 0o600)
+%susage: {flush_interval: 1h}
+`, proxyAddr, up.URL, adminAddr, testAdminToken, testStoreYAML(t, filepath.Join(dir, "kg.db")))), 0o600)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "KEYGATE_TEST_MAIN=1", "KEYGATE_TEST_ARGS=serve --config "+cfgPath)

@@ -20,6 +20,8 @@ func openStore(ctx context.Context, cfg config.Store, logger *slog.Logger) (keys
 			return nil, fmt.Errorf("store.path: %w", err)
 		}
 		return st, nil
+	case "postgres":
+		return openPostgres(ctx, cfg)
 	}
 	return nil, fmt.Errorf("store.driver: %q is not available in this build (use sqlite)", cfg.Driver)
 }

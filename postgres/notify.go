@@ -123,7 +123,7 @@ type ListenOptions struct {
 }
 
 // Listener receives other nodes' changes on a connection of its own.
-// Create it with Listen, stop it with Close.
+// Create it with Listen; it stops with Close or with the DB's Close.
 type Listener struct {
 	db        *DB
 	o         ListenOptions
@@ -151,13 +151,17 @@ func (db *DB) Listen(ctx context.Context, o ListenOptions) (*Listener, error) {
 	lctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	go l.run(lctx)
+	db.mu.Lock()
+	db.listeners = append(db.listeners, l)
+	db.mu.Unlock()
 	return l, nil
 }
 
 // Connected reports whether the channel is up.
 func (l *Listener) Connected() bool { return l.connected.Load() }
 
-// Close stops listening and closes the connection.
+// Close stops listening and closes the connection. The DB's Close calls
+// it too; more than once is fine.
 func (l *Listener) Close() error {
 	l.cancel()
 	<-l.done

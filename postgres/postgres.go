@@ -33,8 +33,9 @@ type DB struct {
 	dsn  string
 	node string // names this process in its change notifications
 
-	mu       sync.Mutex
-	writeErr error // the last failed write, reported by Ping until a write succeeds
+	mu        sync.Mutex
+	writeErr  error       // the last failed write, reported by Ping until a write succeeds
+	listeners []*Listener // closed by Close
 }
 
 var _ keys.Store = (*DB)(nil)
@@ -76,8 +77,15 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the pool.
+// Close stops the DB's listeners and closes the pool.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	ls := db.listeners
+	db.listeners = nil
+	db.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
 	db.pool.Close()
 	return nil
 }
