@@ -18,8 +18,8 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
-	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/limiter"
+	"github.com/keygate/keygate/sqlite"
 )
 
 const testToken = "test-admin-token"

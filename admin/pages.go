@@ -3,42 +3,31 @@ package admin
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/usage"
+	"github.com/keygate/keygate/web"
 )
 
 //go:embed templates/*.html static/*
 var dashAssets embed.FS
 
-// DashboardStore answers the dashboard's reports; *keys.SQLite is one.
-type DashboardStore interface {
-	Usage(ctx context.Context, q keys.UsageQuery) ([]keys.UsagePoint, int64, error)
-	CountKeys(ctx context.Context, now int64) (map[keys.Type]map[string]int64, error)
-	TopKeys(ctx context.Context, since int64, n int) ([]keys.UsageTop, error)
-	TopUsers(ctx context.Context, since int64, n int) ([]keys.UsageTop, error)
-	TopOrgs(ctx context.Context, since int64, n int) ([]keys.UsageTop, error)
-}
-
 // DashboardOptions configure a Dashboard. Service, Store and Token are
 // required.
 type DashboardOptions struct {
 	Service *keys.Service
-	Store   DashboardStore
+	Store   keys.Store
 	// Token is the admin token the login form asks for. Empty refuses every
 	// login.
 	Token string
@@ -59,7 +48,7 @@ type DashboardOptions struct {
 // use.
 type Dashboard struct {
 	svc      *keys.Service
-	store    DashboardStore
+	store    keys.Store
 	settings []config.Setting
 	ttl      time.Duration
 	log      *slog.Logger
@@ -67,15 +56,7 @@ type Dashboard struct {
 	tokenSum [32]byte
 	hasToken bool
 	pages    map[string]*template.Template
-
-	mu       sync.Mutex
-	sessions map[[32]byte]*dashSession
-}
-
-type dashSession struct {
-	csrf    string
-	expires time.Time
-	flash   string
+	sessions *web.Sessions // in the store: a login works on every node
 }
 
 // Cookie names: the session, and the login form's double-submit token.
@@ -100,7 +81,7 @@ func NewDashboard(o DashboardOptions) *Dashboard {
 		tokenSum: sha256.Sum256([]byte(o.Token)),
 		hasToken: o.Token != "",
 		pages:    map[string]*template.Template{},
-		sessions: map[[32]byte]*dashSession{},
+		sessions: web.NewSessions(o.Store, keys.SessionDashboard),
 	}
 	if d.ttl <= 0 {
 		d.ttl = 12 * time.Hour
@@ -172,6 +153,9 @@ func (d *Dashboard) asset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	types := map[string]string{"admin.css": "text/css; charset=utf-8", "copy.js": "text/javascript; charset=utf-8"}
 	b, err := fs.ReadFile(dashAssets, "static/"+name)
+	if name == "copy.js" {
+		b, err = web.CopyJS, nil
+	}
 	if err != nil || types[name] == "" {
 		http.NotFound(w, r)
 		return
@@ -181,16 +165,10 @@ func (d *Dashboard) asset(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func newDashToken() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
 // dashView is a request by a signed-in admin.
 type dashView struct {
 	token string
-	sess  dashSession // a copy
+	sess  *keys.Session
 }
 
 // ctxKey carries the dashView of a request to the handlers.
@@ -205,7 +183,12 @@ func viewOf(r *http.Request) *dashView {
 // Without a session, pages redirect to the login form.
 func (d *Dashboard) auth(fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		v := d.session(r)
+		v, err := d.session(r)
+		if err != nil {
+			d.log.Error("dashboard session", "err", err)
+			d.message(w, r, http.StatusServiceUnavailable, "Store unavailable", "The store did not answer. Try again in a moment.")
+			return
+		}
 		if v == nil {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				next := r.URL.Path
@@ -224,7 +207,7 @@ func (d *Dashboard) auth(fn http.HandlerFunc) http.HandlerFunc {
 				d.message(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
 				return
 			}
-			if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(v.sess.csrf)) != 1 {
+			if !web.CheckCSRF(r.PostForm.Get("csrf"), v.sess.CSRF) {
 				d.message(w, r, http.StatusForbidden, "Form expired", "This form has expired. Go back, reload the page and try again.")
 				return
 			}
@@ -233,45 +216,36 @@ func (d *Dashboard) auth(fn http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// session returns the live session of r, taking its flash message, or nil.
-func (d *Dashboard) session(r *http.Request) *dashView {
+// session returns the live session of r, taking its flash message on a
+// GET, or nil when there is none.
+func (d *Dashboard) session(r *http.Request) (*dashView, error) {
 	c, err := r.Cookie(dashCookie)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	h := sha256.Sum256([]byte(c.Value))
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, ok := d.sessions[h]
-	if !ok {
-		return nil
+	s, err := d.sessions.Get(r.Context(), c.Value, d.now(), r.Method == http.MethodGet)
+	if web.IsNotFound(err) {
+		return nil, nil
 	}
-	if !d.now().Before(s.expires) {
-		delete(d.sessions, h)
-		return nil
+	if err != nil {
+		return nil, err
 	}
-	v := &dashView{token: c.Value, sess: *s}
-	if r.Method == http.MethodGet {
-		s.flash = ""
-	}
-	return v
+	return &dashView{token: c.Value, sess: s}, nil
 }
 
+// setFlash leaves msg for the session's next page; a store failure costs
+// the message only, so it is logged, not shown.
 func (d *Dashboard) setFlash(r *http.Request, msg string) {
 	v := viewOf(r)
 	if v == nil {
 		return
 	}
-	d.mu.Lock()
-	if s, ok := d.sessions[sha256.Sum256([]byte(v.token))]; ok {
-		s.flash = msg
+	if err := d.sessions.SetFlash(r.Context(), v.token, msg); err != nil {
+		d.log.Error("dashboard flash message lost", "err", err)
 	}
-	d.mu.Unlock()
 }
 
-func (d *Dashboard) secure(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
-}
+func (d *Dashboard) secure(r *http.Request) bool { return web.Secure(r, "") }
 
 func (d *Dashboard) cookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge,
@@ -310,7 +284,7 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 // already is kept: another tab's (or a stray request's) trip through the
 // form must not invalidate the form on screen.
 func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
-	form := newDashToken()
+	form := web.NewToken()
 	if c, err := r.Cookie(dashLoginCookie); err == nil && len(c.Value) == len(form) {
 		form = c.Value
 	}
@@ -339,16 +313,17 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.renderLogin(w, r, http.StatusUnauthorized, "That is not the admin token.")
 		return
 	}
-	token := newDashToken()
 	now := d.now()
-	d.mu.Lock()
-	for h, s := range d.sessions { // sweep here: logins are rare
-		if !now.Before(s.expires) {
-			delete(d.sessions, h)
-		}
+	// Sweep here: logins are rare.
+	if err := d.sessions.Sweep(r.Context(), now); err != nil {
+		d.log.Warn("dashboard session sweep failed", "err", err)
 	}
-	d.sessions[sha256.Sum256([]byte(token))] = &dashSession{csrf: newDashToken(), expires: now.Add(d.ttl)}
-	d.mu.Unlock()
+	token, _, err := d.sessions.Start(r.Context(), "", "", now.Add(d.ttl))
+	if err != nil {
+		d.log.Error("dashboard login", "err", err)
+		d.message(w, r, http.StatusServiceUnavailable, "Store unavailable", "The store did not answer. Try again in a moment.")
+		return
+	}
 	d.cookie(w, r, dashCookie, token, "/", int(d.ttl.Seconds()))
 	d.cookie(w, r, dashLoginCookie, "", "/login", -1)
 	d.log.Info("dashboard login", "remote", r.RemoteAddr)
@@ -356,9 +331,11 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
-	d.mu.Lock()
-	delete(d.sessions, sha256.Sum256([]byte(viewOf(r).token)))
-	d.mu.Unlock()
+	if err := d.sessions.End(r.Context(), viewOf(r).token); err != nil {
+		d.log.Error("dashboard logout", "err", err)
+		d.message(w, r, http.StatusServiceUnavailable, "Store unavailable", "The store did not answer; you are still signed in. Try again in a moment.")
+		return
+	}
 	d.cookie(w, r, dashCookie, "", "/", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -377,7 +354,7 @@ type dashPage struct {
 func (d *Dashboard) page(r *http.Request, title, nav string, data any) *dashPage {
 	pg := &dashPage{PageTitle: title, Nav: nav, Data: data}
 	if v := viewOf(r); v != nil {
-		pg.CSRF, pg.Flash, pg.SignedIn = v.sess.csrf, v.sess.flash, true
+		pg.CSRF, pg.Flash, pg.SignedIn = v.sess.CSRF, v.sess.Flash, true
 	}
 	return pg
 }

@@ -26,11 +26,6 @@ type Checker interface {
 	Check(ctx context.Context, token string) (*keys.Identity, limiter.Result, error)
 }
 
-// UsageStore answers usage series; *keys.SQLite implements it.
-type UsageStore interface {
-	Usage(ctx context.Context, q keys.UsageQuery) ([]keys.UsagePoint, int64, error)
-}
-
 // PortalLinker mints single-use links to the self-service pages.
 type PortalLinker interface {
 	NewLink(ctx context.Context, userID, orgID string, ttl time.Duration) (url string, expiresAt int64, err error)
@@ -45,7 +40,7 @@ type Options struct {
 	// Checker answers POST /v1/validate; nil answers 501 not_implemented.
 	Checker Checker
 	// Usage answers GET /v1/usage; nil answers 501 not_implemented.
-	Usage UsageStore
+	Usage keys.UsageStore
 	// Metrics writes the Prometheus text exposition; nil answers 404.
 	Metrics func(w io.Writer)
 	// Ready reports whether the node can serve; nil means always ready.
@@ -63,7 +58,7 @@ type Options struct {
 type Server struct {
 	svc     *keys.Service
 	checker Checker
-	usage   UsageStore
+	usage   keys.UsageStore
 	metrics func(w io.Writer)
 	ready   func(ctx context.Context) error
 	links   PortalLinker

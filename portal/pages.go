@@ -3,11 +3,9 @@ package portal
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
 	"path"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/usage"
+	"github.com/keygate/keygate/web"
 )
 
 // Cookie names. The session cookie is SameSite=Strict; hopCookie (Lax, no
@@ -42,8 +41,7 @@ func (p *Portal) routes() http.Handler {
 	m.HandleFunc("POST /keys/{id}/delete", p.post(p.deleteKey))
 	m.HandleFunc("POST /logout", p.post(p.logout))
 	m.HandleFunc("GET /static/portal.css", p.asset("text/css; charset=utf-8", p.css))
-	js, _ := fs.ReadFile(assets, "static/copy.js")
-	m.HandleFunc("GET /static/copy.js", p.asset("text/javascript; charset=utf-8", js))
+	m.HandleFunc("GET /static/copy.js", p.asset("text/javascript; charset=utf-8", web.CopyJS))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { p.notFound(w, r) })
 
 	// Defence in depth behind the CSRF tokens: browsers label cross-site
@@ -191,9 +189,14 @@ func (p *Portal) internal(w http.ResponseWriter, r *http.Request, what string, e
 	p.message(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
 }
 
-func (p *Portal) secure(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") ||
-		strings.HasPrefix(strings.ToLower(p.opts.PublicURL), "https://")
+func (p *Portal) secure(r *http.Request) bool { return web.Secure(r, p.opts.PublicURL) }
+
+// setFlash leaves msg for the visit's next page; a store failure costs the
+// message only, so it is logged, not shown.
+func (p *Portal) setFlash(r *http.Request, v *visit, msg string) {
+	if err := p.sessions.setFlash(r.Context(), v.token, msg); err != nil {
+		p.log.Error("portal flash message lost", "err", err)
+	}
 }
 
 func (p *Portal) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int, site http.SameSite) {
@@ -205,16 +208,27 @@ func (p *Portal) setCookie(w http.ResponseWriter, r *http.Request, name, value s
 // address bar with a redirect.
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	now := p.now()
-	l, ok := p.sessions.takeLink(r.URL.Query().Get("token"), now)
+	l, ok, err := p.sessions.takeLink(r.Context(), r.URL.Query().Get("token"), now)
+	if err != nil {
+		p.internal(w, r, "take portal link", err)
+		return
+	}
 	if !ok {
 		p.message(w, r, http.StatusGone, "This link has expired",
 			"Links to this page work once and only for a short time. Go back to the app and open the API keys page again.")
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		p.sessions.end(c.Value)
+		if err := p.sessions.end(r.Context(), c.Value); err != nil {
+			p.internal(w, r, "end portal session", err)
+			return
+		}
 	}
-	token := p.sessions.start(l, now.Add(p.opts.SessionTTL))
+	token, err := p.sessions.start(r.Context(), l, now.Add(p.opts.SessionTTL))
+	if err != nil {
+		p.internal(w, r, "start portal session", err)
+		return
+	}
 	p.setCookie(w, r, sessionCookie, token, int(p.opts.SessionTTL.Seconds()), http.SameSiteStrictMode)
 	p.setCookie(w, r, hopCookie, "1", 60, http.SameSiteLaxMode)
 	p.log.Info("portal session started", "user_id", l.userID, "org_id", l.orgID)
@@ -229,14 +243,21 @@ func (p *Portal) visit(w http.ResponseWriter, r *http.Request, takeFlash bool) (
 		p.noSession(w, r)
 		return nil, false
 	}
-	s, ok := p.sessions.get(c.Value, p.now(), takeFlash)
+	s, ok, err := p.sessions.get(r.Context(), c.Value, p.now(), takeFlash)
+	if err != nil {
+		p.internal(w, r, "get portal session", err)
+		return nil, false
+	}
 	if !ok {
 		p.noSession(w, r)
 		return nil, false
 	}
 	u, err := p.svc.GetUser(r.Context(), s.userID)
 	if errors.Is(err, keys.ErrNotFound) || err == nil && !u.Enabled {
-		p.sessions.end(c.Value)
+		if err := p.sessions.end(r.Context(), c.Value); err != nil {
+			p.internal(w, r, "end portal session", err)
+			return nil, false
+		}
 		p.setCookie(w, r, sessionCookie, "", -1, http.SameSiteStrictMode)
 		p.message(w, r, http.StatusForbidden, "Access ended", "Your account can no longer manage API keys here.")
 		return nil, false
@@ -286,7 +307,7 @@ func (p *Portal) post(h func(http.ResponseWriter, *http.Request, *visit)) http.H
 			p.message(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(v.sess.csrf)) != 1 {
+		if !web.CheckCSRF(r.PostForm.Get("csrf"), v.sess.csrf) {
 			p.message(w, r, http.StatusForbidden, "Form expired", "This form has expired. Go back, reload the page and try again.")
 			return
 		}
@@ -551,12 +572,15 @@ func (p *Portal) deleteKey(w http.ResponseWriter, r *http.Request, v *visit) {
 		return
 	}
 	p.log.Info("portal key deleted", "key_id", k.ID, "user_id", v.user.ID)
-	p.sessions.setFlash(v.token, fmt.Sprintf("Deleted %s (%s). Requests with it are now rejected.", keyTitle(k), k.Display))
+	p.setFlash(r, v, fmt.Sprintf("Deleted %s (%s). Requests with it are now rejected.", keyTitle(k), k.Display))
 	http.Redirect(w, r, p.base+"/", http.StatusSeeOther)
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request, v *visit) {
-	p.sessions.end(v.token)
+	if err := p.sessions.end(r.Context(), v.token); err != nil {
+		p.internal(w, r, "end portal session", err)
+		return
+	}
 	p.setCookie(w, r, sessionCookie, "", -1, http.SameSiteStrictMode)
 	p.message(w, r, http.StatusOK, "Signed out", "You have signed out. To manage your keys again, open the API keys page from the app.")
 }

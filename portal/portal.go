@@ -23,17 +23,12 @@ import (
 //go:embed templates/*.html static/*
 var assets embed.FS
 
-// UsageStore answers usage series; *keys.SQLite is one.
-type UsageStore interface {
-	Usage(ctx context.Context, q keys.UsageQuery) ([]keys.UsagePoint, int64, error)
-}
-
 // Options configure a Portal. Service is required; zero values of the rest
 // mean the defaults of SPEC §8.
 type Options struct {
 	Service *keys.Service
 	// Usage draws the charts; nil leaves them out.
-	Usage UsageStore
+	Usage keys.UsageStore
 	// Path is where the pages are mounted, such as "/_keygate/portal"
 	// (the default); a trailing slash is ignored.
 	Path string
@@ -61,11 +56,11 @@ type Options struct {
 }
 
 // Portal serves the self-service pages and mints links to them. Links and
-// sessions live in memory, on this node only. Create it with New and stop
-// it with Close; safe for concurrent use.
+// sessions live in the service's store, so they work on every node. Create
+// it with New and stop it with Close; safe for concurrent use.
 type Portal struct {
 	svc      *keys.Service
-	usage    UsageStore
+	usage    keys.UsageStore
 	opts     Options
 	base     string // Path without a trailing slash
 	roles    map[string]bool
@@ -111,7 +106,7 @@ func New(opts Options) *Portal {
 		roles:    map[string]bool{},
 		log:      opts.Logger,
 		now:      opts.Now,
-		sessions: newSessions(),
+		sessions: newSessions(opts.Service.Store()),
 		pages:    map[string]*template.Template{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -153,7 +148,11 @@ func (p *Portal) sweeper() {
 		case <-p.stop:
 			return
 		case <-t.C:
-			p.sessions.sweep(p.now())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := p.sessions.sweep(ctx, p.now()); err != nil {
+				p.log.Warn("portal sweep failed", "err", err)
+			}
+			cancel()
 		}
 	}
 }
@@ -207,7 +206,10 @@ func (p *Portal) NewLink(ctx context.Context, userID, orgID string, ttl time.Dur
 		}
 	}
 	expires := p.now().Add(ttl)
-	token := p.sessions.addLink(link{userID: userID, orgID: orgID, expires: expires})
+	token, err := p.sessions.addLink(ctx, link{userID: userID, orgID: orgID, expires: expires})
+	if err != nil {
+		return "", 0, fmt.Errorf("portal link: %w", err)
+	}
 	u0 := strings.TrimRight(p.opts.PublicURL, "/") + p.base + "/login?token=" + url.QueryEscape(token)
 	return u0, expires.Unix(), nil
 }

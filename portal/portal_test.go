@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/sqlite"
+	"github.com/keygate/keygate/web"
 )
 
 // clock is a settable clock, safe for the server's goroutines.
@@ -40,6 +42,7 @@ func (c *clock) Add(d time.Duration) {
 type env struct {
 	t      *testing.T
 	store  *sqlite.Store
+	dbPath string
 	svc    *keys.Service
 	portal *Portal
 	srv    *httptest.Server
@@ -51,7 +54,8 @@ const base = "/_keygate/portal"
 func newEnv(t *testing.T, mod func(*Options), disabled ...keys.Type) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	dbPath := filepath.Join(t.TempDir(), "k.db")
+	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +64,7 @@ func newEnv(t *testing.T, mod func(*Options), disabled ...keys.Type) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: st, clock: &clock{t: time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)}}
+	e := &env{t: t, store: st, dbPath: dbPath, clock: &clock{t: time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)}}
 	var off [4]bool
 	for _, d := range disabled {
 		off[d] = true
@@ -253,7 +257,7 @@ func TestLinkIsSingleUseAndSetsStrictCookie(t *testing.T) {
 	if r := e.browser().get(base + "/"); r.status != http.StatusUnauthorized {
 		t.Errorf("no session: %d", r.status)
 	}
-	if links, sessions := e.portal.sessions.counts(); links != 0 || sessions != 1 {
+	if links, sessions := e.counts(); links != 0 || sessions != 1 {
 		t.Errorf("links %d, sessions %d; want 0, 1", links, sessions)
 	}
 }
@@ -279,8 +283,10 @@ func TestSessionExpires(t *testing.T) {
 	if r := b.get(base + "/"); r.status != http.StatusUnauthorized {
 		t.Fatalf("after session TTL: %d", r.status)
 	}
-	e.portal.sessions.sweep(e.clock.Now())
-	if _, n := e.portal.sessions.counts(); n != 0 {
+	if err := e.portal.sessions.sweep(context.Background(), e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := e.counts(); n != 0 {
 		t.Errorf("%d sessions after sweep", n)
 	}
 }
@@ -422,7 +428,7 @@ func TestCSRF(t *testing.T) {
 		{"create without token", "/keys", url.Values{"scope": {"personal"}, "display_name": {"evil"}, "csrf": nil}, nil},
 		{"create with a wrong token", "/keys", url.Values{"scope": {"personal"}, "display_name": {"evil"}, "csrf": {b.csrf + "x"}}, nil},
 		{"delete without token", "/keys/" + k.ID + "/delete", url.Values{"csrf": nil}, nil},
-		{"delete with another session's token", "/keys/" + k.ID + "/delete", url.Values{"csrf": {newToken()}}, nil},
+		{"delete with another session's token", "/keys/" + k.ID + "/delete", url.Values{"csrf": {web.NewToken()}}, nil},
 		{"logout without token", "/logout", url.Values{"csrf": nil}, nil},
 		{"create from another site", "/keys", create, []string{"Sec-Fetch-Site", "cross-site"}},
 		{"create with a foreign origin", "/keys", create, []string{"Origin", "https://evil.example"}},
@@ -667,7 +673,7 @@ func TestLogout(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatalf("logout: %d %v", r.status, r.header)
 	}
-	if _, n := e.portal.sessions.counts(); n != 0 {
+	if _, n := e.counts(); n != 0 {
 		t.Errorf("%d sessions left", n)
 	}
 	if r := b.get(base + "/"); r.status != http.StatusUnauthorized {
@@ -739,4 +745,19 @@ func TestExpirationLabel(t *testing.T) {
 			t.Errorf("expirationLabel(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// counts returns how many portal links and sessions the store holds,
+// read straight from the database file.
+func (e *env) counts() (links, sessions int) {
+	e.t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+e.dbPath+"?mode=ro")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM portal_links), (SELECT COUNT(*) FROM sessions WHERE kind = 'portal')`).Scan(&links, &sessions); err != nil {
+		e.t.Fatal(err)
+	}
+	return links, sessions
 }

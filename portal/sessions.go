@@ -1,27 +1,12 @@
 package portal
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"sync"
+	"context"
 	"time"
+
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/web"
 )
-
-// tokenLen is the length of a link or session token: 32 random bytes
-// (256 bits) in unpadded base64url.
-const tokenLen = 43
-
-// newToken returns a random 256-bit token, URL- and cookie-safe.
-func newToken() string {
-	var b [32]byte
-	rand.Read(b[:]) // never fails (crypto/rand panics instead)
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// tokenHash is what the maps are keyed by: a leaked memory dump or a
-// timing side channel on map lookups reveals no usable token.
-func tokenHash(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
 // link is an unused portal link.
 type link struct {
@@ -33,117 +18,70 @@ type link struct {
 type session struct {
 	userID, orgID string
 	csrf          string // per-session token every form carries
-	expires       time.Time
 	flash         string // one-time message for the next page
 }
 
-// sessions keeps links and sessions in memory, keyed by token hash. A
-// restart signs everyone out, which is fine for short-lived pages. Safe for
-// concurrent use.
+// sessions keeps links and sessions in the store (web.Sessions), so that a
+// link made on one node is redeemed once on any node and a session works
+// on every node. A store error is returned as such: the caller answers 500,
+// not "your link has expired".
 type sessions struct {
-	mu       sync.Mutex
-	links    map[[32]byte]link
-	sessions map[[32]byte]*session
+	web *web.Sessions
 }
 
-func newSessions() *sessions {
-	return &sessions{links: map[[32]byte]link{}, sessions: map[[32]byte]*session{}}
+func newSessions(store keys.SessionStore) *sessions {
+	return &sessions{web: web.NewSessions(store, keys.SessionPortal)}
 }
 
 // addLink stores a new link and returns its token.
-func (s *sessions) addLink(l link) string {
-	token := newToken()
-	s.mu.Lock()
-	s.links[tokenHash(token)] = l
-	s.mu.Unlock()
-	return token
+func (s *sessions) addLink(ctx context.Context, l link) (string, error) {
+	return s.web.NewLink(ctx, l.userID, l.orgID, l.expires)
 }
 
 // takeLink consumes the link of token: it is removed whether or not it has
-// expired, so it can never be used twice.
-func (s *sessions) takeLink(token string, now time.Time) (link, bool) {
-	if len(token) != tokenLen {
-		return link{}, false
+// expired, so it can never be used twice. ok is false for an unknown,
+// used or expired link.
+func (s *sessions) takeLink(ctx context.Context, token string, now time.Time) (link, bool, error) {
+	l, err := s.web.TakeLink(ctx, token, now)
+	if web.IsNotFound(err) {
+		return link{}, false, nil
 	}
-	h := tokenHash(token)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, ok := s.links[h]
-	delete(s.links, h)
-	if !ok || !now.Before(l.expires) {
-		return link{}, false
+	if err != nil {
+		return link{}, false, err
 	}
-	return l, true
+	return link{userID: l.UserID, orgID: l.OrgID, expires: time.Unix(l.ExpiresAt, 0)}, true, nil
 }
 
 // start opens a session for l and returns its token.
-func (s *sessions) start(l link, expires time.Time) string {
-	token := newToken()
-	s.mu.Lock()
-	s.sessions[tokenHash(token)] = &session{userID: l.userID, orgID: l.orgID, csrf: newToken(), expires: expires}
-	s.mu.Unlock()
-	return token
+func (s *sessions) start(ctx context.Context, l link, expires time.Time) (string, error) {
+	token, _, err := s.web.Start(ctx, l.userID, l.orgID, expires)
+	return token, err
 }
 
-// get returns a copy of the live session of token, taking its flash
-// message when takeFlash is set.
-func (s *sessions) get(token string, now time.Time, takeFlash bool) (session, bool) {
-	if len(token) != tokenLen {
-		return session{}, false
+// get returns the live session of token, taking its flash message when
+// takeFlash is set. ok is false when there is none.
+func (s *sessions) get(ctx context.Context, token string, now time.Time, takeFlash bool) (session, bool, error) {
+	ss, err := s.web.Get(ctx, token, now, takeFlash)
+	if web.IsNotFound(err) {
+		return session{}, false, nil
 	}
-	h := tokenHash(token)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.sessions[h]
-	if !ok {
-		return session{}, false
+	if err != nil {
+		return session{}, false, err
 	}
-	if !now.Before(ss.expires) {
-		delete(s.sessions, h)
-		return session{}, false
-	}
-	out := *ss
-	if takeFlash {
-		ss.flash = ""
-	}
-	return out, true
+	return session{userID: ss.UserID, orgID: ss.OrgID, csrf: ss.CSRF, flash: ss.Flash}, true, nil
 }
 
 // setFlash leaves a message for the session's next page.
-func (s *sessions) setFlash(token, msg string) {
-	s.mu.Lock()
-	if ss, ok := s.sessions[tokenHash(token)]; ok {
-		ss.flash = msg
-	}
-	s.mu.Unlock()
+func (s *sessions) setFlash(ctx context.Context, token, msg string) error {
+	return s.web.SetFlash(ctx, token, msg)
 }
 
 // end removes the session of token.
-func (s *sessions) end(token string) {
-	s.mu.Lock()
-	delete(s.sessions, tokenHash(token))
-	s.mu.Unlock()
+func (s *sessions) end(ctx context.Context, token string) error {
+	return s.web.End(ctx, token)
 }
 
 // sweep drops expired links and sessions.
-func (s *sessions) sweep(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for h, l := range s.links {
-		if !now.Before(l.expires) {
-			delete(s.links, h)
-		}
-	}
-	for h, ss := range s.sessions {
-		if !now.Before(ss.expires) {
-			delete(s.sessions, h)
-		}
-	}
-}
-
-// counts returns how many links and sessions are held, for tests.
-func (s *sessions) counts() (links, sessions int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.links), len(s.sessions)
+func (s *sessions) sweep(ctx context.Context, now time.Time) error {
+	return s.web.Sweep(ctx, now)
 }

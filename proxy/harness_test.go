@@ -21,9 +21,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keygate/keygate/keys"
-	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/usage"
 )
 

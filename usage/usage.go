@@ -13,7 +13,7 @@ import (
 	"github.com/keygate/keygate/keys"
 )
 
-// Sink stores usage counts; *keys.SQLite is one. AddUsage adds counts to
+// Sink stores usage counts; every keys.UsageStore is one. AddUsage adds counts to
 // what is stored (it is not idempotent) and must not keep counts after it
 // returns: the Recorder reuses the slice.
 type Sink interface {
