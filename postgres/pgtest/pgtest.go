@@ -30,6 +30,13 @@ func server() string {
 // the test when CI=true and skips it otherwise.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	return NewDatabaseFrom(tb, "")
+}
+
+// NewDatabaseFrom is NewDatabase with the new database a copy of template
+// (see CreateTemplate); "" means an empty database.
+func NewDatabaseFrom(tb testing.TB, template string) string {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, server())
@@ -43,7 +50,11 @@ func NewDatabase(tb testing.TB) string {
 	var b [6]byte
 	rand.Read(b[:])
 	name := "keygate_test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+	create := `CREATE DATABASE ` + name
+	if template != "" {
+		create += ` TEMPLATE ` + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		tb.Fatalf("create test database: %v", err)
 	}
 	tb.Cleanup(func() {
@@ -74,4 +85,44 @@ func redact(dsn string) string {
 		return "KEYGATE_TEST_POSTGRES"
 	}
 	return u.Redacted()
+}
+
+// CreateTemplate creates a database for NewDatabaseFrom to copy, prepared
+// by prepare(dsn) (which must close its connections), and returns its name
+// and a function that drops it. Copying a migrated template is much faster
+// than migrating every test's database. ok is false when Postgres is not
+// reachable; NewDatabase then reports that to each test.
+func CreateTemplate(prepare func(dsn string) error) (name string, drop func(), ok bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, server())
+	if err != nil {
+		return "", nil, false, nil
+	}
+	defer conn.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	name = "keygate_tmpl_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+		return "", nil, false, err
+	}
+	drop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(ctx, server()); err == nil {
+			conn.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+			conn.Close(context.Background())
+		}
+	}
+	u, err := url.Parse(server())
+	if err != nil {
+		drop()
+		return "", nil, false, err
+	}
+	u.Path = "/" + name
+	if err := prepare(u.String()); err != nil {
+		drop()
+		return "", nil, false, err
+	}
+	return name, drop, true, nil
 }
