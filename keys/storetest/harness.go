@@ -3,9 +3,10 @@ package storetest
 import (
 	"context"
 	"errors"
-	"github.com/keygate/keygate/keys"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/keys"
 )
 
 // fakeClock is a settable clock for tests.

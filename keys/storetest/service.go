@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keygate/keygate/keys"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/keys"
 )
 
 func testKeyTypesLifecycle(t *testing.T, open Opener) {
@@ -437,3 +439,99 @@ func testOwnerFieldsRejectControlCharacters(t *testing.T, open Opener) {
 		t.Fatalf("org name with LF: %v", err)
 	}
 }
+
+// testDeletedCreatorDetached: an org key created by a since-deleted user
+// must not carry their id (issue 10 item 10): if the id were reused, the
+// upstream would see the new person as the key's creator.
+func testDeletedCreatorDetached(t *testing.T, open Opener) {
+	ctx := context.Background()
+	h := newHarness(t, open, nil) // invalidate_on_creator_leave off: the key keeps working
+	h.user("bob")
+	h.org("acme", "bob")
+	k, tok := h.key(keys.CreateKeyInput{OrgID: "acme", UserID: "bob"})
+	h.changes = nil
+	if err := h.svc.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := h.svc.Validate(ctx, tok)
+	if err != nil {
+		t.Fatalf("org key after its creator's deletion: %v", err)
+	}
+	if id.Key.UserID != "" || id.User != nil || id.Role != "" {
+		t.Fatalf("identity still names the deleted creator: key user %q, user %+v, role %q", id.Key.UserID, id.User, id.Role)
+	}
+	named := false
+	for _, c := range h.changes {
+		for _, kid := range c.KeyIDs {
+			named = named || kid == k.ID
+		}
+	}
+	if !named {
+		t.Fatalf("no change names the detached key: %+v", h.changes)
+	}
+	// A new user with the same id inherits nothing.
+	h.user("bob")
+	h.svc.PutMember(ctx, "acme", "bob", "Owner")
+	if id, _ := h.svc.Validate(ctx, tok); id.Key.UserID != "" || id.User != nil {
+		t.Fatalf("reused id inherited the key: %+v", id)
+	}
+	evs, _ := h.svc.ListAudit(ctx, keys.AuditFilter{KeyID: k.ID, Action: keys.ActionKeyUpdated})
+	if len(evs) != 1 || evs[0].Actor != "system" {
+		t.Fatalf("detach audit = %+v", evs)
+	}
+}
+
+// testAuditEvents: every change through the service is audited, owners
+// included, with the actor of the context.
+func testAuditEvents(t *testing.T, open Opener) {
+	h := newHarness(t, open, func(o *keys.Options) { o.InvalidateOnCreatorLeave = true })
+	ctx := keys.WithActor(context.Background(), "portal:alice")
+	h.user("alice")
+	h.user("bob")
+	h.org("acme", "bob")
+	k, _ := h.key(keys.CreateKeyInput{OrgID: "acme", UserID: "bob"})
+	if _, err := h.svc.UpdateKey(ctx, k.ID, keys.KeyPatch{DisplayName: ptr("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.SetUserEnabled(ctx, "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.SetUserEnabled(ctx, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.DeleteOrg(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := h.svc.ListAudit(ctx, keys.AuditFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := evs[i]
+		got = append(got, e.Action+" "+e.Actor+" "+e.KeyID+e.UserID+"/"+e.OrgID)
+	}
+	want := []string{
+		"user.upserted admin alice/",
+		"user.upserted admin bob/",
+		"org.upserted admin /acme",
+		"org.member_added admin bob/acme",
+		"api_key.created admin " + k.ID + "bob/acme",
+		"api_key.updated portal:alice " + k.ID + "bob/acme",
+		"user.blocked portal:alice alice/",
+		"user.unblocked portal:alice alice/",
+		"api_key.archived system " + k.ID + "bob/acme", // creator left the org
+		"org.member_removed portal:alice bob/acme",
+		"api_key.updated system " + k.ID + "bob/", // creator detached
+		"user.deleted portal:alice bob/",
+		"org.deleted portal:alice /acme",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

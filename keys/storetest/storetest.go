@@ -46,4 +46,20 @@ var tests = []struct {
 	{"Service/OwnerFieldsRejectControlCharacters", testOwnerFieldsRejectControlCharacters},
 	{"Service/Pagination", testPagination},
 	{"Service/ConcurrentWrites", testConcurrentWrites},
+	{"Service/DeletedCreatorDetached", testDeletedCreatorDetached},
+	{"Service/AuditEvents", testAuditEvents},
+
+	// The store directly, primitive by primitive.
+	{"Store/Keys", testStoreKeys},
+	{"Store/LookupHash", testStoreLookupHash},
+	{"Store/ArchiveAndDetach", testStoreArchiveAndDetach},
+	{"Store/Owners", testStoreOwners},
+	{"Store/OwnerCursors", testStoreOwnerCursors},
+	{"Store/ListKeys", testStoreListKeys},
+	{"Store/Audit", testStoreAudit},
+	{"Store/Usage", testStoreUsage},
+	{"Store/PortalLinks", testStoreLinks},
+	{"Store/Sessions", testStoreSessions},
+	{"Store/SerialisedUpdates", testStoreSerialisedUpdates},
+	{"Store/Ping", testStorePing},
 }
