@@ -200,8 +200,10 @@ func TestClusterTwoNodes(t *testing.T) {
 		within(t, prop, "import on B", expectOn(b, legacy, 200))
 	})
 	t.Run("shared limit and usage", func(t *testing.T) {
-		a.must(200, "PUT", "/v1/users/carol", map[string]any{"email": "carol@example.com"})
-		k := a.must(201, "POST", "/v1/keys", map[string]any{"user_id": "carol"})
+		// Limits live in Redis under the owner's id: a fresh one per run.
+		carol := fmt.Sprintf("carol-%d", time.Now().UnixNano())
+		a.must(200, "PUT", "/v1/users/"+carol, map[string]any{"email": "carol@example.com"})
+		k := a.must(201, "POST", "/v1/keys", map[string]any{"user_id": carol})
 		id, tok := k["id"].(string), k["token"].(string)
 		allowed, limited := 0, 0
 		for i := range 16 {
