@@ -194,8 +194,8 @@ func (m *Metrics) writeKeys(w io.Writer) {
 }
 
 // SetStoreWriteErrors sets the function that reads how many writes the
-// store failed to commit (a lock held by another process, a full disk),
-// for keygate_store_write_errors_total. nil removes the series.
+// store failed to commit or found stalled (a lock held by another process,
+// a full disk), for keygate_store_write_errors_total. nil removes the series.
 func (m *Metrics) SetStoreWriteErrors(f func() int64) {
 	if f == nil {
 		m.storeWriteErrors.Store(nil)

@@ -160,7 +160,7 @@ func (s *Store) Close() error {
 }
 
 // pingWait bounds how long Ping waits for its write probe.
-const pingWait = 5 * time.Second
+const pingWait = 3 * time.Second
 
 // Ping checks that reads work and that a write commits: it rewrites the
 // health row, one probe at a time, and fails with the last write's error
@@ -195,7 +195,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-wait.C:
-		return fmt.Errorf("sqlite: a write has not committed within %s (is another process holding a lock on %s?)", pingWait, s.path)
+		// Stalled, not failed yet: it counts and shows all the same, since
+		// every write behind it waits too.
+		err := fmt.Errorf("sqlite: a write has not committed within %s (is another process holding a lock on %s or its -wal or -shm file?)", pingWait, s.path)
+		s.writeErrors.Add(1)
+		s.log.Error("store write stalled", "store", "sqlite", "path", s.path, "err", err)
+		return err
 	case <-ctx.Done():
 		return fmt.Errorf("sqlite: write probe: %w", ctx.Err())
 	}
@@ -208,7 +213,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // WriteErrors returns how many writes have failed for a reason other than
-// the caller's (not found, conflict, bad input), for metrics.
+// the caller's (not found, conflict, bad input), or stalled past Ping's
+// wait, for metrics.
 func (s *Store) WriteErrors() int64 { return s.writeErrors.Load() }
 
 // migrate applies each embedded migration not yet recorded, each in its own
