@@ -81,7 +81,7 @@ type env struct {
 	t       *testing.T
 	url     string
 	dbPath  string
-	store   *sqlite.Store
+	store   keys.Store
 	svc     *keys.Service
 	srv     *admin.Server
 	clock   *clock

@@ -29,7 +29,7 @@ func (c *dashClock) Now() time.Time { return time.Unix(c.unix.Load(), 0) }
 
 type dashEnv struct {
 	t     *testing.T
-	store *sqlite.Store
+	store keys.Store
 	svc   *keys.Service
 	url   string
 	clock *dashClock

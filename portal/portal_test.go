@@ -41,7 +41,7 @@ func (c *clock) Add(d time.Duration) {
 
 type env struct {
 	t      *testing.T
-	store  *sqlite.Store
+	store  keys.Store
 	dbPath string
 	svc    *keys.Service
 	portal *Portal

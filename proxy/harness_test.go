@@ -147,7 +147,7 @@ func (e *echo) handle(ctx *fasthttp.RequestCtx) {
 type stack struct {
 	t      testing.TB
 	clock  *clock
-	store  *sqlite.Store
+	store  keys.Store
 	svc    *keys.Service
 	cache  *Cache
 	lim    *limiter.Memory
