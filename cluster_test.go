@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/postgres/pgtest"
 )
 
@@ -402,4 +403,139 @@ func TestClusterPropagation(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("propagation of %d archives, A → B (admin call sent → B answers 401): p50 %v, p90 %v, max %v",
 		n, took[n/2].Round(100*time.Microsecond), took[n*9/10].Round(100*time.Microsecond), took[n-1].Round(100*time.Microsecond))
+}
+
+// tcpProxy forwards 127.0.0.1:port to Postgres and can cut it off, to play
+// an unreachable database without stopping the shared server.
+type tcpProxy struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{t: t, target: target}
+	p.up()
+	t.Cleanup(p.down)
+	return p
+}
+
+// up (re)starts accepting on the proxy's address.
+func (p *tcpProxy) up() {
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+// down refuses new connections and cuts every open one.
+func (p *tcpProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestClusterPostgresDown: with Postgres unreachable a node answers
+// /readyz 503 and admin writes 503, keeps validating the keys it has
+// cached, and answers unknown keys 503 store_unavailable; once Postgres is
+// back it reconnects by itself and, having lost the invalidation channel,
+// drops its cache, so a change another node made meanwhile holds at once.
+func TestClusterPostgresDown(t *testing.T) {
+	needRedis(t)
+	dsn := pgtest.NewDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.addr
+	q := viaProxy.Query()
+	q.Set("connect_timeout", "1")
+	viaProxy.RawQuery = q.Encode()
+	up := echoUpstream(t)
+	a := newClient(t, startNode(t, viaProxy.String(), up.URL, "cache:\n  ttl: 1h\n"))
+	b := newClient(t, startNode(t, dsn, up.URL, ""))
+
+	k := a.must(201, "POST", "/v1/keys", map[string]any{})
+	id, tok := k["id"].(string), k["token"].(string)
+	if code, _ := a.get(tok, "/"); code != 200 {
+		t.Fatalf("new key: %d", code)
+	}
+	ready := func(c *client) int {
+		resp, err := http.Get(c.admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	proxy.down()
+	within(t, 10*time.Second, "readyz 503", func() string {
+		if code := ready(a); code != 503 {
+			return fmt.Sprintf("readyz %d", code)
+		}
+		return ""
+	})
+	if code, out := a.call("PUT", "/v1/users/erin", map[string]any{"email": "erin@example.com"}); code != 503 || out["error"] != "store_unavailable" {
+		t.Errorf("admin write with Postgres down: %d %v, want 503 store_unavailable", code, out)
+	}
+	if code, out := a.get(tok, "/"); code != 200 {
+		t.Errorf("cached key with Postgres down: %d %v, want 200", code, out)
+	}
+	tokens, _ := keys.NewTokens("kg")
+	unknown, _ := tokens.New(keys.TypeGeneric) // well formed, never stored
+	if code, out := a.get(unknown, "/"); code != 503 || out["error"] != "store_unavailable" {
+		t.Errorf("unknown key with Postgres down: %d %v, want 503 store_unavailable", code, out)
+	}
+	// Meanwhile B archives the key; A cannot hear of it.
+	b.must(200, "POST", "/v1/keys/"+id+"/archive", nil)
+
+	proxy.up()
+	within(t, 15*time.Second, "A back after Postgres returned", func() string {
+		if code := ready(a); code != 200 {
+			return fmt.Sprintf("readyz %d", code)
+		}
+		if code, _ := a.get(tok, "/"); code != 401 {
+			return fmt.Sprintf("key archived during the outage: %d, want 401", code)
+		}
+		return ""
+	})
+	a.must(200, "PUT", "/v1/users/erin", map[string]any{"email": "erin@example.com"})
 }

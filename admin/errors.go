@@ -22,6 +22,7 @@ const (
 	codeMethodNotAllowed = "method_not_allowed"
 	codeNotImplemented   = "not_implemented"
 	codeUnavailable      = "unavailable"
+	codeStoreUnavailable = "store_unavailable"
 	codeInternal         = "internal"
 )
 
@@ -112,6 +113,9 @@ func errorResponse(err error) (int, errorBody) {
 	case errors.Is(err, keys.ErrNotFound):
 		body.Error, body.Message = keys.ENotFound, "not found"
 		return http.StatusNotFound, body
+	case errors.Is(err, keys.ErrUnavailable):
+		body.Error, body.Message = codeStoreUnavailable, "the key store is unavailable; try again shortly"
+		return http.StatusServiceUnavailable, body
 	case errors.Is(err, keys.ErrInvalidKey):
 		body.Error, body.Message = codeInvalidKey, "the API key is invalid"
 		return http.StatusUnauthorized, body

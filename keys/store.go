@@ -15,6 +15,10 @@ var (
 	// ErrConflict: a unique constraint would be broken, such as a second key
 	// with the same token hash or id.
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the store cannot be reached (a database server that
+	// is down or unreachable); the call may succeed when retried later.
+	// Callers answer 503.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is keygate's whole storage contract: keys, owners, memberships,

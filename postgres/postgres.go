@@ -29,7 +29,7 @@ type Options struct {
 // DB is the keys.Store on Postgres. Safe for concurrent use, by any number
 // of goroutines and nodes.
 type DB struct {
-	pool *pgxpool.Pool
+	pool pool // marks errors of an unreachable Postgres (see unavailable.go)
 	dsn  string
 	node string // names this process in its change notifications
 
@@ -58,20 +58,20 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	cfg.MaxConns = int32(o.MaxConns)
 	cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 	cfg.HealthCheckPeriod = 5 * time.Second
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to store.dsn: %w", err)
 	}
-	db := &DB{pool: pool, dsn: o.DSN, node: newNodeID()}
+	db := &DB{pool: pool{p}, dsn: o.DSN, node: newNodeID()}
 	pctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
-	err = pool.Ping(pctx)
+	err = p.Ping(pctx)
 	cancel()
 	if err != nil {
-		pool.Close()
+		p.Close()
 		return nil, fmt.Errorf("connect to postgres (store.dsn, host %s): %w", cfg.ConnConfig.Host, err)
 	}
 	if err := db.migrate(ctx); err != nil {
-		pool.Close()
+		p.Close()
 		return nil, err
 	}
 	return db, nil
@@ -92,25 +92,30 @@ func (db *DB) Close() error {
 
 // Ping reports whether Postgres answers and the last write did not fail.
 func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // a load balancer's health check will not wait longer
+	defer cancel()
 	if err := db.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	var n int
-	if err := db.pool.QueryRow(ctx, `SELECT 1`).Scan(&n); err != nil {
+	var standby bool
+	if err := db.pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby); err != nil {
 		return fmt.Errorf("postgres: %w", err)
+	}
+	if standby {
+		return errors.New("postgres: store.dsn names a read-only standby")
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	return db.writeErr
 }
 
-// noteWrite records the outcome of a write for Ping: an error that is the
-// database's fault (not the caller's, such as not found or a conflict)
-// makes Ping fail until a write succeeds.
+// noteWrite records the outcome of a write for Ping: a write that failed
+// because Postgres is unavailable, out of space or read-only (a standby
+// after a failover) makes Ping fail until a write succeeds. Errors of the
+// caller's making (not found, conflict, bad input) change nothing.
 func (db *DB) noteWrite(err error) {
 	var pgErr *pgconn.PgError
-	if err != nil && (errors.Is(err, keys.ErrNotFound) || errors.Is(err, keys.ErrConflict) || keys.ErrorCode(err) != "" ||
-		errors.As(err, &pgErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	if err != nil && !errors.Is(err, keys.ErrUnavailable) && !(errors.As(err, &pgErr) && pgErr.Code == "25006") {
 		return
 	}
 	db.mu.Lock()
@@ -126,7 +131,7 @@ const writeLock = 0x6b67_0001
 // Update runs fn in one transaction, holding the cluster-wide write lock,
 // and sends the changes fn recorded with Notify as part of the commit.
 func (db *DB) Update(ctx context.Context, fn func(tx keys.Tx) error) error {
-	err := pgx.BeginFunc(ctx, db.pool, func(ptx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.pool.Pool, func(ptx pgx.Tx) error {
 		if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
 			return fmt.Errorf("take write lock: %w", err)
 		}
@@ -136,6 +141,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx keys.Tx) error) error {
 		}
 		return t.notify(ctx)
 	})
+	err = unavailable(err)
 	db.noteWrite(err)
 	return err
 }

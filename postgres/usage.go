@@ -81,7 +81,7 @@ func (db *DB) AddUsage(ctx context.Context, counts []keys.UsageCount) error {
 	// Two statements whatever the batch size: arrays unnest into rows. The
 	// EXISTS guard drops counts of deleted keys rather than leaving usage
 	// rows nobody can delete.
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.pool.Pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO usage_minute (key_id, t, allowed, rate_limited)
 			SELECT v.k, v.t, v.a, v.r FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(k, t, a, r)
@@ -94,6 +94,8 @@ func (db *DB) AddUsage(ctx context.Context, counts []keys.UsageCount) error {
 			WHERE api_keys.id = v.k AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.t)`, lids, lts)
 		return tx.SendBatch(ctx, b).Close()
 	})
+	err = unavailable(err)
+	db.noteWrite(err)
 	if err != nil {
 		return fmt.Errorf("add usage: %w", err)
 	}
@@ -110,7 +112,7 @@ const compactLock = 0x6b67_0002
 func (db *DB) CompactUsage(ctx context.Context, now time.Time, minuteRetention, retention time.Duration) error {
 	cut := alignDown(now.Add(-minuteRetention).Unix(), hourSeconds)
 	oldest := now.Add(-retention).Unix()
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.pool.Pool, func(tx pgx.Tx) error {
 		var got bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, compactLock).Scan(&got); err != nil {
 			return err
@@ -133,7 +135,7 @@ func (db *DB) CompactUsage(ctx context.Context, now time.Time, minuteRetention, 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("compact usage: %w", err)
+		return fmt.Errorf("compact usage: %w", unavailable(err))
 	}
 	return nil
 }
