@@ -26,12 +26,17 @@ type keygateConf struct {
 	proxyAddr, adminAddr, upstream string
 	adminToken                     string
 	dbPath                         string
+	dsn                            string // postgres store when set, else sqlite at dbPath
 	negativeTTL                    time.Duration
 }
 
 // yaml renders the config. Strings are JSON-quoted, which YAML accepts.
 func (c keygateConf) yaml() string {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	store := "store:\n  driver: sqlite\n  path: " + q(c.dbPath) + "\n"
+	if c.dsn != "" {
+		store = "store:\n  driver: postgres\n  dsn: " + q(c.dsn) + "\n"
+	}
 	return fmt.Sprintf(`# written by bench: keygate with auth, rate limits that never trigger, usage on
 proxy:
   listen: %s
@@ -39,10 +44,7 @@ proxy:
 admin:
   listen: %s
   token: %s
-store:
-  driver: sqlite
-  path: %s
-cache:
+%scache:
   negative_ttl: %s
 rate_limits:
   personal: {limit: 1000000000, window: 1m}
@@ -55,7 +57,7 @@ usage:
 log:
   level: warn
 shutdown_timeout: 5s
-`, q(c.proxyAddr), q("http://"+c.upstream), q(c.adminAddr), q(c.adminToken), q(c.dbPath), q(c.negativeTTL.String()))
+`, q(c.proxyAddr), q("http://"+c.upstream), q(c.adminAddr), q(c.adminToken), store, q(c.negativeTTL.String()))
 }
 
 // startKeygate writes a config into dir and starts `bin serve`, waiting until

@@ -38,6 +38,8 @@ type options struct {
 	million     bool
 	millionN    int
 	touchN      int
+	millionDB   string // sqlite or postgres
+	postgres    string // server DSN for -million-store postgres
 	stream      bool
 	keep        bool
 	rate        float64 // fixed rate of the latency phase; 0 = rateShare of bare's req/s, < 0 = skip
@@ -60,6 +62,8 @@ func main() {
 	flag.BoolVar(&o.million, "million", false, "also run the million-key test (keygate only)")
 	flag.IntVar(&o.millionN, "million-n", 1_000_000, "keys seeded for -million")
 	flag.IntVar(&o.touchN, "touch", 100_000, "distinct keys touched once each for -million")
+	flag.StringVar(&o.millionDB, "million-store", "sqlite", "store of the -million test: sqlite or postgres (a database made on -postgres, dropped after)")
+	flag.StringVar(&o.postgres, "postgres", defaultPostgres, "Postgres server for -million-store postgres")
 	flag.Float64Var(&o.rate, "rate", 0, "req/s of the fixed-rate latency phase (0: -rate-share of bare's median req/s; negative: skip)")
 	flag.Float64Var(&o.rateShare, "rate-share", 50, "percent of bare's throughput used as the fixed rate when -rate is 0")
 	flag.BoolVar(&o.stream, "stream", true, "bare proxy streams bodies (match keygate)")

@@ -18,6 +18,8 @@ const (
 	maxStartup = time.Second
 	maxRSS     = 200 << 20
 	maxMissP99 = 500 * time.Microsecond
+	// A Postgres lookup is a network round trip, on loopback here (issue 9).
+	maxMissP99Postgres = time.Millisecond
 )
 
 // seed fills a fresh keygate SQLite store at dbPath with n users
@@ -93,25 +95,47 @@ func (e *env) millionKeys(ctx context.Context) error {
 	if e.o.touchN <= 0 || e.o.touchN > n {
 		return fmt.Errorf("-touch %d: want 1 to -million-n (%d)", e.o.touchN, n)
 	}
-	fmt.Printf("\nmillion keys: %d users with one personal key each, SQLite\n", n)
+	storeName := "SQLite"
+	if e.o.millionDB == "postgres" {
+		storeName = "Postgres"
+		dsn, drop, err := createBenchDatabase(ctx, e.o.postgres)
+		if err != nil {
+			return err
+		}
+		if !e.o.keep {
+			defer drop()
+		}
+		c.dsn = dsn
+	}
+	fmt.Printf("\nmillion keys: %d users with one personal key each, %s\n", n, storeName)
 	tokensPath := e.dir + "/million/tokens.txt"
 	t0 := time.Now()
-	if err := seed(ctx, e.bins["keygate"], c.dbPath, n, tokensPath); err != nil {
-		return fmt.Errorf("seed %d keys: %w", n, err)
-	}
-	seedTime := time.Since(t0)
 	var dbSize int64
-	for _, suffix := range []string{"", "-wal"} {
-		if fi, err := os.Stat(c.dbPath + suffix); err == nil {
-			dbSize += fi.Size()
+	if c.dsn != "" {
+		if dbSize, err = seedPostgres(ctx, c.dsn, n, tokensPath); err != nil {
+			return fmt.Errorf("seed %d keys: %w", n, err)
+		}
+	} else {
+		if err := seed(ctx, e.bins["keygate"], c.dbPath, n, tokensPath); err != nil {
+			return fmt.Errorf("seed %d keys: %w", n, err)
+		}
+		for _, suffix := range []string{"", "-wal"} {
+			if fi, err := os.Stat(c.dbPath + suffix); err == nil {
+				dbSize += fi.Size()
+			}
 		}
 	}
+	seedTime := time.Since(t0)
 	touch, err := sample(tokensPath, e.o.touchN)
 	if err != nil {
 		return err
 	}
 
-	store, err := lookupLatency(ctx, c.dbPath, touch[:min(len(touch), 20_000)])
+	lookup, target, maxMiss := lookupLatency, c.dbPath, maxMissP99
+	if c.dsn != "" {
+		lookup, target, maxMiss = lookupLatencyPostgres, c.dsn, maxMissP99Postgres
+	}
+	store, err := lookup(ctx, target, touch[:min(len(touch), 20_000)])
 	if err != nil {
 		return err
 	}
@@ -152,10 +176,10 @@ func (e *env) millionKeys(ctx context.Context) error {
 	fmt.Fprintf(tw, "start-up (exec to /readyz 200)\t%v\ttarget ≤ %v: %s\n", startup.Round(time.Millisecond), maxStartup, verdict(startup <= maxStartup))
 	fmt.Fprintf(tw, "RSS after start\t%s\t\n", mib(rssStart))
 	fmt.Fprintf(tw, "RSS after touching %d keys\t%s\ttarget ≤ %s: %s (peak %s)\n", len(touch), mib(rssTouched), mib(maxRSS), verdict(rssTouched <= maxRSS), mib(peak))
-	fmt.Fprintf(tw, "cache-miss latency p50 / p99\t%s / %s\ttarget p99 ≤ %s: %s\n", fmtDur(miss.P50), fmtDur(miss.P99), fmtDur(maxMissP99), verdict(miss.P99 <= maxMissP99))
+	fmt.Fprintf(tw, "cache-miss latency p50 / p99\t%s / %s\ttarget p99 ≤ %s: %s\n", fmtDur(miss.P50), fmtDur(miss.P99), fmtDur(maxMiss), verdict(miss.P99 <= maxMiss))
 	fmt.Fprintf(tw, "cache-hit reference p50 / p99\t%s / %s\t(%d recently touched keys, 20 times each)\n", fmtDur(hit.P50), fmtDur(hit.P99), len(recent))
-	fmt.Fprintf(tw, "store lookup alone p50 / p99\t%s / %s\t(sqlite.Store.LookupHash in process, %d distinct keys; target p99 ≤ %s: %s)\n",
-		fmtDur(store.P50), fmtDur(store.P99), store.Count(), fmtDur(maxMissP99), verdict(store.Quantile(0.99) <= maxMissP99))
+	fmt.Fprintf(tw, "store lookup alone p50 / p99\t%s / %s\t(%s LookupHash in process, %d distinct keys; target p99 ≤ %s: %s)\n",
+		fmtDur(store.P50), fmtDur(store.P99), storeName, store.Count(), fmtDur(maxMiss), verdict(store.Quantile(0.99) <= maxMiss))
 	tw.Flush()
 	if bad := miss.Non2xx + miss.Errors + hit.Non2xx + hit.Errors; bad > 0 {
 		fmt.Printf("WARNING: %d of the touches were not 200; the latencies above are suspect\n", bad)
