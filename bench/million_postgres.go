@@ -76,33 +76,48 @@ func seedPostgres(ctx context.Context, dsn string, n int, tokensPath string) (in
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
 	now := time.Now().Unix()
-	users := make([][]any, 0, n)
-	ks := make([][]any, 0, n)
-	events := make([][]any, 0, n)
-	for i := range n {
-		uid := fmt.Sprintf("bench-m-%07d", i)
+	type seeded struct {
+		id, uid, hint string
+		hash          [32]byte
+	}
+	all := make([]seeded, n)
+	for i := range all {
 		tok, err := tokens.New(keys.TypePersonal)
 		if err != nil {
 			return 0, err
 		}
 		w.WriteString(tok)
 		w.WriteByte('\n')
-		id, h := keys.NewID(), keys.Hash(tok)
-		users = append(users, []any{uid, uid + "@example.com", true, "{}", now, now})
-		ks = append(ks, []any{id, h[:], int16(keys.TypePersonal), uid, "", "", tokens.Hint(tok), "{}", false, now})
-		events = append(events, []any{now, keys.ActionKeyCreated, "system", id, uid, "", "{}"})
+		all[i] = seeded{id: keys.NewID(), uid: fmt.Sprintf("bench-m-%07d", i), hint: tokens.Hint(tok), hash: keys.Hash(tok)}
 	}
+	// Rows are made as COPY asks for them: a million []any at once would
+	// take more memory than the gateway under test.
+	rows := func(row func(s *seeded) []any) pgx.CopyFromSource {
+		i := 0
+		return pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(all) {
+				return nil, nil
+			}
+			i++
+			return row(&all[i-1]), nil
+		})
+	}
+	users := rows(func(s *seeded) []any { return []any{s.uid, s.uid + "@example.com", true, "{}", now, now} })
+	ks := rows(func(s *seeded) []any {
+		return []any{s.id, s.hash[:], int16(keys.TypePersonal), s.uid, "", "", s.hint, "{}", false, now}
+	})
+	events := rows(func(s *seeded) []any { return []any{now, keys.ActionKeyCreated, "system", s.id, s.uid, "", "{}"} })
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "email", "enabled", "metadata", "created_at", "updated_at"}, pgx.CopyFromRows(users)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"id", "email", "enabled", "metadata", "created_at", "updated_at"}, users); err != nil {
 			return fmt.Errorf("copy users: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"api_keys"}, []string{"id", "hash", "type", "user_id", "org_id", "display_name", "display", "metadata", "imported", "created_at"}, pgx.CopyFromRows(ks)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"api_keys"}, []string{"id", "hash", "type", "user_id", "org_id", "display_name", "display", "metadata", "imported", "created_at"}, ks); err != nil {
 			return fmt.Errorf("copy keys: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, []string{"at", "action", "actor", "key_id", "user_id", "org_id", "details"}, pgx.CopyFromRows(events)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, []string{"at", "action", "actor", "key_id", "user_id", "org_id", "details"}, events); err != nil {
 			return fmt.Errorf("copy audit events: %w", err)
 		}
 		return nil
