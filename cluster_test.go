@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/postgres/pgtest"
+	"github.com/redis/go-redis/v9"
 )
 
 // needRedis skips (or, with CI=true, fails) a test without Redis on
@@ -538,4 +540,115 @@ func TestClusterPostgresDown(t *testing.T) {
 		return ""
 	})
 	a.must(200, "PUT", "/v1/users/erin", map[string]any{"email": "erin@example.com"})
+}
+
+// TestClusterCapacity counts what requests with cached keys cost the shared
+// services on two nodes: store lookups (none), usage flushes (one
+// transaction per node per flush_interval with traffic, whatever the
+// number of keys) and Redis scripts (one per request with a limit). It
+// logs the figures for the README's capacity note and asserts the first.
+func TestClusterCapacity(t *testing.T) {
+	needRedis(t)
+	dsn := pgtest.NewDatabase(t)
+	up := echoUpstream(t)
+	extra := "rate_limits:\n  personal: {limit: 1000000, window: 1m}\n"
+	nodes := []*client{newClient(t, startNode(t, dsn, up.URL, extra)), newClient(t, startNode(t, dsn, up.URL, extra))}
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	var toks []string
+	for i := range 20 {
+		uid := fmt.Sprintf("cap-%s-%d", run, i)
+		nodes[0].must(200, "PUT", "/v1/users/"+uid, map[string]any{"email": "x@example.com"})
+		k := nodes[0].must(201, "POST", "/v1/keys", map[string]any{"user_id": uid})
+		toks = append(toks, k["token"].(string))
+		for _, n := range nodes {
+			if code, _ := n.get(toks[i], "/"); code != 200 { // the one cache miss of each key on each node
+				t.Fatalf("warm-up: %d", code)
+			}
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	evals := func() (n int64) {
+		info, err := rdb.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:"} {
+				if rest, ok := strings.CutPrefix(line, cmd); ok {
+					var calls int64
+					fmt.Sscanf(rest, "calls=%d", &calls)
+					n += calls
+				}
+			}
+		}
+		return n
+	}
+	flushed := func() int64 {
+		var total int64
+		if err := conn.QueryRow(context.Background(), `SELECT COALESCE(SUM(allowed + rate_limited), 0) FROM usage_minute`).Scan(&total); err != nil {
+			t.Fatal(err)
+		}
+		return total
+	}
+	within(t, 10*time.Second, "warm-up flushed", func() string {
+		if got := flushed(); got != int64(2*len(toks)) {
+			return fmt.Sprintf("%d", got)
+		}
+		return ""
+	})
+	m0, e0 := scrapeMetrics(t, nodes), evals()
+	start := time.Now()
+	const n = 2000
+	for i := range n {
+		if code, _ := nodes[i%2].get(toks[i%len(toks)], "/"); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	elapsed := time.Since(start)
+	within(t, 10*time.Second, "usage flushed", func() string {
+		if got := flushed(); got != int64(n+2*len(toks)) {
+			return fmt.Sprintf("%d", got)
+		}
+		return ""
+	})
+	m1, e1 := scrapeMetrics(t, nodes), evals()
+	lookups, flushes := m1["keygate_store_lookups_total"]-m0["keygate_store_lookups_total"], m1["keygate_usage_flush_duration_seconds_count"]-m0["keygate_usage_flush_duration_seconds_count"]
+	t.Logf("%d requests with cached keys on 2 nodes in %v: %d store lookups, %d usage flushes (one Postgres transaction each), "+
+		"%d Redis EVAL/EVALSHA (%.2f per request; other clients of this Redis included)",
+		n, elapsed.Round(time.Millisecond), lookups, flushes, e1-e0, float64(e1-e0)/n)
+	if lookups != 0 {
+		t.Errorf("%d store lookups for requests with cached keys, want 0", lookups)
+	}
+}
+
+// scrapeMetrics sums the nodes' counters from /metrics.
+func scrapeMetrics(t *testing.T, nodes []*client) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, c := range nodes {
+		req, _ := http.NewRequest("GET", c.admin+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			name, value, ok := strings.Cut(line, " ")
+			if !ok || strings.HasPrefix(name, "#") {
+				continue
+			}
+			var v float64
+			fmt.Sscan(value, &v)
+			out[name] += int64(v)
+		}
+	}
+	return out
 }
