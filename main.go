@@ -25,6 +25,7 @@ import (
 	vmmetrics "github.com/VictoriaMetrics/metrics"
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/dashboard"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
@@ -329,7 +330,7 @@ func (a *App) Open(ctx context.Context) error {
 		PortalLinks: a.Portal,
 		Logger:      a.Logger,
 	})
-	admin.NewDashboard(admin.DashboardOptions{
+	dashboard.New(dashboard.Options{
 		Service:    a.Service,
 		Store:      a.Store,
 		Token:      a.AdminToken,

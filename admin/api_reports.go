@@ -78,12 +78,6 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-var auditActions = []string{
-	keys.ActionKeyCreated, keys.ActionKeyUpdated, keys.ActionKeyArchived, keys.ActionKeyDeleted, keys.ActionKeyImported,
-	keys.ActionUserUpserted, keys.ActionUserBlocked, keys.ActionUserUnblocked, keys.ActionUserDeleted,
-	keys.ActionOrgUpserted, keys.ActionOrgDeleted, keys.ActionOrgMemberAdded, keys.ActionOrgMemberRemove,
-}
-
 // listAudit answers audit events, newest first. next_cursor is the id to
 // pass as before for the next page, "" after the last.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
@@ -96,7 +90,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 		Before: q.integer("before", 0, 1, 1<<62),
 		Limit:  int(q.integer("limit", 100, 1, 1000)),
 	}
-	if f.Action != "" && !contains(auditActions, f.Action) {
+	if f.Action != "" && !contains(keys.AuditActions, f.Action) {
 		q.add("action", "unknown action")
 	}
 	if err := q.err(); err != nil {

@@ -203,6 +203,13 @@ const (
 	ActionOrgMemberRemove = "org.member_removed"
 )
 
+// AuditActions lists every audit action, in a fixed order.
+var AuditActions = []string{
+	ActionKeyCreated, ActionKeyUpdated, ActionKeyArchived, ActionKeyDeleted, ActionKeyImported,
+	ActionUserUpserted, ActionUserBlocked, ActionUserUnblocked, ActionUserDeleted,
+	ActionOrgUpserted, ActionOrgDeleted, ActionOrgMemberAdded, ActionOrgMemberRemove,
+}
+
 // Identity is what a token resolves to: the key and whoever stands behind it.
 // It is immutable once returned; callers may cache and share it.
 type Identity struct {

@@ -49,18 +49,22 @@ func (s *Service) CreateKey(ctx context.Context, in CreateKeyInput) (*Key, strin
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("create key: %w", insertError(err))
+		return nil, "", insertError("create key", err)
 	}
 	return k, token, nil
 }
 
 // insertError turns the store's conflict on a token hash into the error
-// callers see.
-func insertError(err error) error {
-	if errors.Is(err, ErrConflict) {
+// callers see; domain errors (bad owner) pass as they are, others get what
+// the call was about.
+func insertError(what string, err error) error {
+	switch {
+	case errors.Is(err, ErrConflict):
 		return Errorf(EConflict, "a key with this token already exists")
+	case ErrorCode(err) != "":
+		return err
 	}
-	return err
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // ImportKeys imports existing tokens (or their hashes) from another system,
@@ -99,7 +103,7 @@ func (s *Service) ImportKeys(ctx context.Context, ins []CreateKeyInput) ([]*Key,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("import keys: %w", insertError(err))
+		return nil, insertError("import keys", err)
 	}
 	return ks, nil
 }

@@ -535,3 +535,61 @@ func testAuditEvents(t *testing.T, open Opener) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// testChangesNamed: every change that can affect what a token validates to
+// reaches OnChange naming what it changed, after the commit.
+func testChangesNamed(t *testing.T, open Opener) {
+	ctx := context.Background()
+	h := newHarness(t, open, nil)
+	last := func() keys.Change {
+		t.Helper()
+		if len(h.changes) == 0 {
+			t.Fatal("no change")
+		}
+		c := h.changes[len(h.changes)-1]
+		h.changes = nil
+		return c
+	}
+	h.user("alice")
+	if c := last(); c.UserID != "alice" {
+		t.Errorf("UpsertUser: %+v", c)
+	}
+	h.org("acme")
+	if c := last(); c.OrgID != "acme" {
+		t.Errorf("UpsertOrg: %+v", c)
+	}
+	h.svc.PutMember(ctx, "acme", "alice", "Owner")
+	if c := last(); c.OrgID != "acme" || c.UserID != "alice" {
+		t.Errorf("PutMember: %+v", c)
+	}
+	k, tok := h.key(keys.CreateKeyInput{OrgID: "acme", UserID: "alice"})
+	if c := last(); len(c.Hashes) != 1 || c.Hashes[0] != keys.Hash(tok) || c.Imported != 0 {
+		t.Errorf("CreateKey: %+v", c)
+	}
+	h.svc.UpdateKey(ctx, k.ID, keys.KeyPatch{Metadata: []byte(`{"plan":"pro"}`)})
+	if c := last(); len(c.KeyIDs) != 1 || c.KeyIDs[0] != k.ID {
+		t.Errorf("UpdateKey: %+v", c)
+	}
+	if _, err := h.svc.ImportKeys(ctx, []keys.CreateKeyInput{{Token: "legacy-1"}, {Token: "legacy-2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := last(); len(c.Hashes) != 2 || c.Imported != 2 {
+		t.Errorf("ImportKeys: %+v", c)
+	}
+	if !h.svc.HasImported() {
+		t.Error("HasImported after an import")
+	}
+	// A failed change names nothing.
+	if _, err := h.svc.UpdateKey(ctx, keys.NewID(), keys.KeyPatch{DisplayName: ptr("x")}); !errors.Is(err, keys.ErrNotFound) {
+		t.Fatalf("update of a missing key: %v", err)
+	}
+	if len(h.changes) != 0 {
+		t.Errorf("a failed update announced %+v", h.changes)
+	}
+	// Apply takes in changes made on another node.
+	other := newHarness(t, open, nil)
+	other.svc.Apply(keys.Change{Imported: 1})
+	if !other.svc.HasImported() {
+		t.Error("Apply did not count another node's import")
+	}
+}

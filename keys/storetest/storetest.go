@@ -48,6 +48,7 @@ var tests = []struct {
 	{"Service/ConcurrentWrites", testConcurrentWrites},
 	{"Service/DeletedCreatorDetached", testDeletedCreatorDetached},
 	{"Service/AuditEvents", testAuditEvents},
+	{"Service/ChangesNamed", testChangesNamed},
 
 	// The store directly, primitive by primitive.
 	{"Store/Keys", testStoreKeys},

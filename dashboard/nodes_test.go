@@ -1,4 +1,4 @@
-package admin
+package dashboard
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -17,8 +18,8 @@ func TestDashSessionAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Options{Service: other, Token: dashTestToken, Usage: e.store, Now: e.clock.Now})
-	NewDashboard(DashboardOptions{Service: other, Store: e.store, Token: dashTestToken, Settings: nil, Now: e.clock.Now}).
+	srv := admin.New(admin.Options{Service: other, Token: dashTestToken, Usage: e.store, Now: e.clock.Now})
+	New(Options{Service: other, Store: e.store, Token: dashTestToken, Settings: nil, Now: e.clock.Now}).
 		Register(srv.Mux())
 	nodeB := httptest.NewServer(srv.Handler())
 	t.Cleanup(nodeB.Close)

@@ -1,4 +1,6 @@
-package admin
+// Package dashboard is the admin web UI: server-rendered pages on the admin
+// port, next to (and apart from) the JSON API of package admin.
+package dashboard
 
 import (
 	"bytes"
@@ -23,9 +25,9 @@ import (
 //go:embed templates/*.html static/*
 var dashAssets embed.FS
 
-// DashboardOptions configure a Dashboard. Service, Store and Token are
+// Options configure a Dashboard. Service, Store and Token are
 // required.
-type DashboardOptions struct {
+type Options struct {
 	Service *keys.Service
 	Store   keys.Store
 	// Token is the admin token the login form asks for. Empty refuses every
@@ -44,8 +46,8 @@ type DashboardOptions struct {
 
 // Dashboard is the admin web UI (SPEC §7): server-rendered pages behind a
 // login with the admin token, on the admin port's mux next to the API.
-// Sessions live in memory. Create it with NewDashboard; safe for concurrent
-// use.
+// Sessions live in the store, so a login works on every node. Create it
+// with New; safe for concurrent use.
 type Dashboard struct {
 	svc      *keys.Service
 	store    keys.Store
@@ -69,8 +71,8 @@ const (
 const dashCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// NewDashboard returns a Dashboard; Register mounts it.
-func NewDashboard(o DashboardOptions) *Dashboard {
+// New returns a Dashboard; Register mounts it.
+func New(o Options) *Dashboard {
 	d := &Dashboard{
 		svc:      o.Service,
 		store:    o.Store,

@@ -1,4 +1,4 @@
-package admin
+package dashboard
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/sqlite"
@@ -58,8 +59,8 @@ func newDashEnv(t *testing.T) *dashEnv {
 	}
 	cfg := config.Default()
 	cfg.Admin.Token = dashTestToken
-	srv := New(Options{Service: e.svc, Token: dashTestToken, Usage: st, Now: e.clock.Now})
-	NewDashboard(DashboardOptions{Service: e.svc, Store: st, Token: dashTestToken, Settings: cfg.Redacted(), Now: e.clock.Now}).
+	srv := admin.New(admin.Options{Service: e.svc, Token: dashTestToken, Usage: st, Now: e.clock.Now})
+	New(Options{Service: e.svc, Store: st, Token: dashTestToken, Settings: cfg.Redacted(), Now: e.clock.Now}).
 		Register(srv.Mux())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

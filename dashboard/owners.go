@@ -1,4 +1,4 @@
-package admin
+package dashboard
 
 import (
 	"errors"
@@ -162,7 +162,7 @@ func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := keys.AuditFilter{KeyID: strings.TrimSpace(q.Get("key_id")), UserID: strings.TrimSpace(q.Get("user_id")),
 		OrgID: strings.TrimSpace(q.Get("org_id")), Action: q.Get("action"), Limit: 100}
-	data := auditData{Filter: f, Actions: auditActions}
+	data := auditData{Filter: f, Actions: keys.AuditActions}
 	pg := d.page(r, "Audit log", "audit", &data)
 	if b := q.Get("before"); b != "" {
 		n, err := strconv.ParseInt(b, 10, 64)
