@@ -146,7 +146,10 @@ func TestClusterTwoNodes(t *testing.T) {
 	const prop = time.Second // SPEC §9: every node within 1 s
 
 	// A key created on A works on B at once.
-	a.must(200, "PUT", "/v1/users/alice", map[string]any{"email": "alice@example.com"})
+	// Rate limits live in Redis under the owner's id, across runs: a fresh
+	// user id each run keeps an earlier run's counts out of this one.
+	alice := fmt.Sprintf("alice-%d", time.Now().UnixNano())
+	a.must(200, "PUT", "/v1/users/"+alice, map[string]any{"email": "alice@example.com"})
 	a.must(200, "PUT", "/v1/users/bob", map[string]any{"email": "bob@example.com"})
 	a.must(200, "PUT", "/v1/orgs/acme", map[string]any{"name": "Acme"})
 	a.must(200, "PUT", "/v1/orgs/acme/members/bob", map[string]any{"role": "Member"})
@@ -178,10 +181,10 @@ func TestClusterTwoNodes(t *testing.T) {
 		within(t, prop, "archive on B", expectOn(b, tok, 401))
 	})
 	t.Run("block", func(t *testing.T) {
-		_, tok := newKey(map[string]any{"user_id": "alice"})
-		a.must(200, "POST", "/v1/users/alice/block", nil)
+		_, tok := newKey(map[string]any{"user_id": alice})
+		a.must(200, "POST", "/v1/users/"+alice+"/block", nil)
 		within(t, prop, "block on B", expectOn(b, tok, 401))
-		a.must(200, "POST", "/v1/users/alice/unblock", nil)
+		a.must(200, "POST", "/v1/users/"+alice+"/unblock", nil)
 		within(t, prop, "unblock on B", expectOn(b, tok, 200))
 	})
 	t.Run("member removal", func(t *testing.T) {
@@ -203,7 +206,6 @@ func TestClusterTwoNodes(t *testing.T) {
 		within(t, prop, "import on B", expectOn(b, legacy, 200))
 	})
 	t.Run("shared limit and usage", func(t *testing.T) {
-		// Limits live in Redis under the owner's id: a fresh one per run.
 		carol := fmt.Sprintf("carol-%d", time.Now().UnixNano())
 		a.must(200, "PUT", "/v1/users/"+carol, map[string]any{"email": "carol@example.com"})
 		k := a.must(201, "POST", "/v1/keys", map[string]any{"user_id": carol})
@@ -236,7 +238,7 @@ func TestClusterTwoNodes(t *testing.T) {
 		})
 	})
 	t.Run("portal link made on A, redeemed once on B", func(t *testing.T) {
-		link := a.must(201, "POST", "/v1/portal-links", map[string]any{"user_id": "alice"})["url"].(string)
+		link := a.must(201, "POST", "/v1/portal-links", map[string]any{"user_id": alice})["url"].(string)
 		u, err := url.Parse(link)
 		if err != nil {
 			t.Fatal(err)
