@@ -520,6 +520,9 @@ func TestClusterPostgresDown(t *testing.T) {
 	if code, out := a.call("PUT", "/v1/users/erin", map[string]any{"email": "erin@example.com"}); code != 503 || out["error"] != "store_unavailable" {
 		t.Errorf("admin write with Postgres down: %d %v, want 503 store_unavailable", code, out)
 	}
+	if code, out := a.call("GET", "/v1/keys/"+id, nil); code != 503 || out["error"] != "store_unavailable" {
+		t.Errorf("admin read with Postgres down: %d %v, want 503 store_unavailable", code, out)
+	}
 	if code, out := a.get(tok, "/"); code != 200 {
 		t.Errorf("cached key with Postgres down: %d %v, want 200", code, out)
 	}
