@@ -657,3 +657,42 @@ func scrapeMetrics(t *testing.T, nodes []*client) map[string]int64 {
 	}
 	return out
 }
+
+// TestClusterWarnsPerNodeLimits: Postgres with the memory limiter starts,
+// with a warning that each node enforces the limits on its own.
+func TestClusterWarnsPerNodeLimits(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	up := echoUpstream(t)
+	yaml := strings.Replace(clusterYAML(dsn, up.URL, ""), "backend: redis", "backend: memory", 1)
+	cfg, err := config.Parse(yaml, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	app := NewApp(cfg, &log)
+	defer app.Close()
+	if err := app.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "rate limits are per node") {
+		t.Errorf("no per-node limits warning in the log:\n%s", log.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
