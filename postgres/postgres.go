@@ -114,8 +114,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // after a failover) makes Ping fail until a write succeeds. Errors of the
 // caller's making (not found, conflict, bad input) change nothing.
 func (db *DB) noteWrite(err error) {
-	var pgErr *pgconn.PgError
-	if err != nil && !errors.Is(err, keys.ErrUnavailable) && !(errors.As(err, &pgErr) && pgErr.Code == "25006") {
+	if err != nil && !errors.Is(err, keys.ErrUnavailable) {
 		return
 	}
 	db.mu.Lock()

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/postgres/pgtest"
 )
@@ -221,5 +224,32 @@ func TestPayloadsFit(t *testing.T) {
 	}
 	if n != 5000 {
 		t.Errorf("delivered %d ids, want 5000", n)
+	}
+}
+
+// TestUnavailable: errors that say Postgres cannot serve are marked
+// keys.ErrUnavailable; the caller's errors are not.
+func TestUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "08006"}, true},
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "53100"}, true},
+		{&pgconn.PgError{Code: "25006"}, true},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{keys.ErrNotFound, false},
+		{keys.FieldError("user_id", "bad"), false},
+		{fmt.Errorf("x: %w", io.ErrUnexpectedEOF), true},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		{context.DeadlineExceeded, true},
+	} {
+		if got := errors.Is(unavailable(tc.err), keys.ErrUnavailable); got != tc.want {
+			t.Errorf("unavailable(%v) marked = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	if unavailable(nil) != nil {
+		t.Error("unavailable(nil) != nil")
 	}
 }

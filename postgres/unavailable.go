@@ -28,9 +28,10 @@ func isUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		// 08: connection exception; 53: insufficient resources;
-		// 57P01-03: shutting down, crashed, not accepting connections yet.
+		// 57P01-03: shutting down, crashed, not accepting connections yet;
+		// 25006: a write on a read-only standby (after a failover).
 		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53") ||
-			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || pgErr.Code == "25006"
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
