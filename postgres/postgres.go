@@ -29,8 +29,7 @@ type Options struct {
 // DB is the keys.Store on Postgres. Safe for concurrent use, by any number
 // of goroutines and nodes.
 type DB struct {
-	pool pool // marks errors of an unreachable Postgres (see unavailable.go)
-	dsn  string
+	pool pool   // marks errors of an unreachable Postgres (see unavailable.go)
 	node string // names this process in its change notifications
 
 	mu        sync.Mutex
@@ -62,7 +61,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to store.dsn: %w", err)
 	}
-	db := &DB{pool: pool{p}, dsn: o.DSN, node: newNodeID()}
+	db := &DB{pool: pool{p}, node: newNodeID()}
 	pctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
 	err = p.Ping(pctx)
 	cancel()
@@ -130,19 +129,45 @@ const writeLock = 0x6b67_0001
 // Update runs fn in one transaction, holding the cluster-wide write lock,
 // and sends the changes fn recorded with Notify as part of the commit.
 func (db *DB) Update(ctx context.Context, fn func(tx keys.Tx) error) error {
-	err := pgx.BeginFunc(ctx, db.pool.Pool, func(ptx pgx.Tx) error {
-		if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
-			return fmt.Errorf("take write lock: %w", err)
-		}
-		t := &tx{tx: ptx, node: db.node}
-		if err := fn(t); err != nil {
-			return err
-		}
-		return t.notify(ctx)
+	err := retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, db.pool.Pool, func(ptx pgx.Tx) error {
+			if _, err := ptx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
+				return fmt.Errorf("take write lock: %w", err)
+			}
+			t := &tx{tx: ptx, node: db.node}
+			if err := fn(t); err != nil {
+				return err
+			}
+			return t.notify(ctx)
+		})
 	})
 	err = unavailable(err)
 	db.noteWrite(err)
 	return err
+}
+
+// retry runs a transaction again, up to three times in all, when Postgres
+// aborted it as a deadlock victim or a serialisation failure: an admin
+// write's row locks and a usage flush's (last_used_at) can meet in opposite
+// orders, and either is correct to run again.
+func retry(ctx context.Context, run func() error) error {
+	var err error
+	for attempt := range 3 {
+		if err = run(); !isRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func isRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // tx is a keys.Tx over one Postgres transaction.

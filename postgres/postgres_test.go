@@ -253,3 +253,34 @@ func TestUnavailable(t *testing.T) {
 		t.Error("unavailable(nil) != nil")
 	}
 }
+
+// TestRetry: deadlock victims and serialisation failures run again, up to
+// three times; other errors and success return at once.
+func TestRetry(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		calls int
+	}{
+		{nil, 1},
+		{&pgconn.PgError{Code: "40P01"}, 3},
+		{&pgconn.PgError{Code: "40001"}, 3},
+		{&pgconn.PgError{Code: "23505"}, 1},
+		{keys.ErrNotFound, 1},
+	} {
+		calls := 0
+		err := retry(context.Background(), func() error { calls++; return tc.err })
+		if calls != tc.calls || !errors.Is(err, tc.err) {
+			t.Errorf("retry(%v): %d calls, err %v; want %d calls", tc.err, calls, err, tc.calls)
+		}
+	}
+	calls := 0
+	if err := retry(context.Background(), func() error {
+		calls++
+		if calls == 1 {
+			return &pgconn.PgError{Code: "40P01"}
+		}
+		return nil
+	}); err != nil || calls != 2 {
+		t.Errorf("a deadlock victim that succeeds the second time: %v after %d calls", err, calls)
+	}
+}

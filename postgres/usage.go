@@ -81,18 +81,20 @@ func (db *DB) AddUsage(ctx context.Context, counts []keys.UsageCount) error {
 	// Two statements whatever the batch size: arrays unnest into rows. The
 	// EXISTS guard drops counts of deleted keys rather than leaving usage
 	// rows nobody can delete.
-	err := pgx.BeginFunc(ctx, db.pool.Pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO usage_minute (key_id, t, allowed, rate_limited)
-			SELECT v.k, v.t, v.a, v.r FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(k, t, a, r)
-			WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.k)
-			ON CONFLICT (key_id, t) DO UPDATE SET
-				allowed = usage_minute.allowed + excluded.allowed,
-				rate_limited = usage_minute.rate_limited + excluded.rate_limited`, ids, ts, allowed, limited)
-		b.Queue(`UPDATE api_keys SET last_used_at = v.t
-			FROM unnest($1::text[], $2::bigint[]) AS v(k, t)
-			WHERE api_keys.id = v.k AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.t)`, lids, lts)
-		return tx.SendBatch(ctx, b).Close()
+	err := retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, db.pool.Pool, func(tx pgx.Tx) error {
+			b := &pgx.Batch{}
+			b.Queue(`INSERT INTO usage_minute (key_id, t, allowed, rate_limited)
+				SELECT v.k, v.t, v.a, v.r FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(k, t, a, r)
+				WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.k)
+				ON CONFLICT (key_id, t) DO UPDATE SET
+					allowed = usage_minute.allowed + excluded.allowed,
+					rate_limited = usage_minute.rate_limited + excluded.rate_limited`, ids, ts, allowed, limited)
+			b.Queue(`UPDATE api_keys SET last_used_at = v.t
+				FROM unnest($1::text[], $2::bigint[]) AS v(k, t)
+				WHERE api_keys.id = v.k AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.t)`, lids, lts)
+			return tx.SendBatch(ctx, b).Close()
+		})
 	})
 	err = unavailable(err)
 	db.noteWrite(err)
