@@ -10,8 +10,10 @@ import (
 	"github.com/keygate/keygate/postgres"
 )
 
-// openPostgres opens the store a cluster of nodes shares (SPEC §9).
-func openPostgres(ctx context.Context, c config.Store) (*postgres.DB, error) {
+// openPostgres opens the store a cluster of nodes shares (SPEC §9). It
+// returns a keys.Store so that a failure is a nil interface, not a nil
+// *postgres.DB that App.Close would call.
+func openPostgres(ctx context.Context, c config.Store) (keys.Store, error) {
 	db, err := postgres.Open(ctx, postgres.Options{DSN: c.DSN, MaxConns: c.MaxConns})
 	if err != nil {
 		return nil, fmt.Errorf("store.driver postgres: %w", err)

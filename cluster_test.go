@@ -696,3 +696,22 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestClusterUnreachableAtStart: a node that cannot reach Postgres at all
+// fails to start with an error naming store.dsn (and not its password),
+// and closes cleanly.
+func TestClusterUnreachableAtStart(t *testing.T) {
+	up := echoUpstream(t)
+	cfg, err := config.Parse(clusterYAML("postgres://keygate:s3cret@127.0.0.1:1/keygate?connect_timeout=2", up.URL, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := NewApp(cfg, io.Discard)
+	err = app.Open(context.Background())
+	if cerr := app.Close(); cerr != nil {
+		t.Errorf("Close after a failed Open: %v", cerr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "store.dsn") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Open = %v; want an error naming store.dsn, without the password", err)
+	}
+}
