@@ -41,10 +41,11 @@ func (s *Server) propelAuthRoutes() {
 	m.Handle("GET "+p+"/{id}", s.propel(s.propelGet))
 	m.Handle("PATCH "+p+"/{id}", s.propel(s.propelUpdate))
 	m.Handle("DELETE "+p+"/{id}", s.propel(s.propelDelete))
-	// Anything else under the prefix is a JSON 404 rather than the dashboard.
+	// The rest of PropelAuth's backend API (users, orgs, …) is not served:
+	// a JSON 404 rather than the dashboard.
 	for _, method := range apiMethods {
-		m.Handle(method+" "+p+"/", s.propel(func(w http.ResponseWriter, r *http.Request) error {
-			return keys.Errorf(keys.ENotFound, "no PropelAuth call %s %s", r.Method, r.URL.Path)
+		m.Handle(method+" /api/backend/", s.propel(func(w http.ResponseWriter, r *http.Request) error {
+			return keys.Errorf(keys.ENotFound, "keygate does not serve PropelAuth's %s %s (only the end-user API key calls under %s)", r.Method, r.URL.Path, propelBase)
 		}))
 	}
 }

@@ -244,8 +244,10 @@ func TestPropelAuthUpdateDeleteImport(t *testing.T) {
 	r := e.call("POST", pa+"/import", `{"imported_api_key": "legacy-token-123"}`)
 	jsonEq(t, "duplicate import", r.body, `{"imported_api_key": ["a key with this token already exists"]}`)
 
-	if r := e.call("GET", pa+"/"+id+"/more", ""); r.status != 404 || r.header.Get("Content-Type") != "application/json" {
-		t.Fatalf("unknown path: %d %q", r.status, r.header.Get("Content-Type"))
+	for _, path := range []string{pa + "/" + id + "/more", "/api/backend/v1/user/alice", pa + "/"} {
+		if r := e.call("GET", path, ""); r.status != 404 || r.header.Get("Content-Type") != "application/json" {
+			t.Fatalf("GET %s: %d %q, want a JSON 404", path, r.status, r.header.Get("Content-Type"))
+		}
 	}
 }
 
