@@ -128,9 +128,6 @@ func (s *Server) writePropelError(w http.ResponseWriter, r *http.Request, err er
 	}
 }
 
-// propelField is a 400 naming one PropelAuth field.
-func propelField(field, problem string) error { return keys.FieldError(field, problem) }
-
 // propelKey is PropelAuth's key record. Times are unix seconds; absent
 // owners and "never expires" are null.
 type propelKey struct {
@@ -176,10 +173,10 @@ func propelMetadata(raw json.RawMessage) ([]byte, error) {
 	}
 	var str string
 	if err := json.Unmarshal(raw, &str); err != nil {
-		return nil, propelField("metadata", "must be a JSON object or a string holding one")
+		return nil, badField("metadata", "must be a JSON object or a string holding one")
 	}
 	if strings.TrimSpace(str) == "" {
-		return nil, propelField("metadata", "must be a JSON object or a string holding one, not an empty string")
+		return nil, badField("metadata", "must be a JSON object or a string holding one, not an empty string")
 	}
 	return []byte(str), nil
 }
@@ -233,7 +230,7 @@ func (s *Server) propelImport(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.ImportedAPIKey == "" {
-		return propelField("imported_api_key", "required: the existing token")
+		return badField("imported_api_key", "required: the existing token")
 	}
 	meta, err := propelMetadata(req.Metadata)
 	if err != nil {
@@ -244,7 +241,7 @@ func (s *Server) propelImport(w http.ResponseWriter, r *http.Request) error {
 		ExpiresAt: req.ExpiresAtSeconds, Token: req.ImportedAPIKey,
 	}})
 	if keys.ErrorCode(err) == keys.EConflict {
-		return propelField("imported_api_key", "a key with this token already exists")
+		return badField("imported_api_key", "a key with this token already exists")
 	}
 	if err != nil {
 		return err
@@ -276,7 +273,7 @@ type propelUpdateRequest struct {
 func (s *Server) propelUpdate(w http.ResponseWriter, r *http.Request) error {
 	id := propelKeyID(r)
 	if !keys.ValidKeyID(id) {
-		return propelField("api_key_id", "must be 32 hex characters")
+		return badField("api_key_id", "must be 32 hex characters")
 	}
 	var req propelUpdateRequest
 	if err := decodeBody(w, r, &req); err != nil {
@@ -293,7 +290,7 @@ func (s *Server) propelUpdate(w http.ResponseWriter, r *http.Request) error {
 	_, err = s.svc.UpdateKey(r.Context(), id, p)
 	if keys.ErrorCode(err) == keys.EConflict {
 		// An archived key: a 400 the SDK reports as ApiKeyUpdateException.
-		return propelField("api_key_id", err.Error())
+		return badField("api_key_id", err.Error())
 	}
 	if err != nil {
 		return notFoundAs(err, "key %s not found", id)
@@ -448,7 +445,7 @@ func (s *Server) propelUsage(w http.ResponseWriter, r *http.Request) error {
 	case keyID != "":
 		k, err := s.svc.GetKey(ctx, keyID)
 		if errors.Is(err, keys.ErrNotFound) {
-			return propelField("api_key_id", fmt.Sprintf("no key with id %s", keyID))
+			return badField("api_key_id", fmt.Sprintf("no key with id %s", keyID))
 		} else if err != nil {
 			return err
 		}
@@ -503,14 +500,14 @@ func (s *Server) propelValidate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.APIKeyToken == "" {
-		return propelField("api_key_token", "required")
+		return badField("api_key_token", "required")
 	}
 	id, err := s.checkAPIKey(w, r, req.APIKeyToken)
 	switch {
 	case errors.Is(err, keys.ErrExpiredKey):
-		return propelField("api_key_token", "the API key has expired")
+		return badField("api_key_token", "the API key has expired")
 	case errors.Is(err, keys.ErrInvalidKey):
-		return propelField("api_key_token", "the API key is invalid (unknown, malformed, archived, its owner blocked or its type disabled)")
+		return badField("api_key_token", "the API key is invalid (unknown, malformed, archived, its owner blocked or its type disabled)")
 	case err != nil:
 		return err
 	}
