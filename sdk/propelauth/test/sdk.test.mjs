@@ -87,6 +87,8 @@ before(async () => {
   await admin("PUT", "/v1/orgs/acme", { name: "Acme Inc", metadata: { billing_tier: "gold" } });
   await admin("PUT", "/v1/orgs/acme/members/alice", { role: "Admin" });
   await admin("PUT", "/v1/orgs/acme/members/counter", { role: "Member" });
+  await admin("PUT", "/v1/orgs/eu_team", { name: "EU team" });
+  await admin("PUT", "/v1/orgs/eu_team/members/alice", { role: "Owner" });
 });
 
 after(() => unroute());
@@ -172,6 +174,11 @@ test("validateApiKey, validatePersonalApiKey, validateOrgApiKey: the full shapes
   assert.equal(info.urlSafeOrgName, "acme-inc");
   assert.deepEqual(info.orgMetadata, { billing_tier: "gold" });
   assert.ok(info.isRole("Admin") && info.isAtLeastRole("Admin") && !info.isRole("Owner") && !info.hasPermission("anything"));
+  // The SDK camelCases every key outside metadata, org ids used as map keys
+  // included (README, "Moving from PropelAuth"); the value's orgId is intact.
+  assert.deepEqual(Object.keys(u.orgIdToOrgInfo).sort(), ["acme", "euTeam"]);
+  assert.equal(u.orgIdToOrgInfo.euTeam.orgId, "eu_team");
+  assert.ok(u.orgIdToOrgInfo.euTeam.isRole("Owner"));
 
   const personalOnly = await apis.validatePersonalApiKey("Bearer " + personal.apiKeyToken); // the SDK strips Bearer
   assert.deepEqual(Object.keys(personalOnly).sort(), ["metadata", "user"]);
