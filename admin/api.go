@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	for _, method := range apiMethods {
 		m.Handle(method+" /v1/", s.api(s.noRoute))
 	}
+	s.propelAuthRoutes()
 }
 
 // keyWithToken is a new key's record plus its token, shown only once.
@@ -293,6 +294,37 @@ type validateResponse struct {
 	Metadata  json.RawMessage `json:"metadata"`
 }
 
+// checkAPIKey validates token as a proxied request would (counting towards
+// usage and rate limits) and sets the RateLimit-* headers. It returns
+// keys.ErrInvalidKey, keys.ErrExpiredKey, a *rateLimitedError, or an error
+// answered as 501 or 503. POST /v1/validate and the PropelAuth routes share it.
+func (s *Server) checkAPIKey(w http.ResponseWriter, r *http.Request, token string) (*keys.Identity, error) {
+	if s.checker == nil {
+		return nil, errorf(http.StatusNotImplemented, codeNotImplemented, "validation is not enabled on this node")
+	}
+	id, res, err := s.checker.Check(r.Context(), token)
+	if res.Limit > 0 {
+		h := w.Header()
+		h.Set("RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
+		h.Set("RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
+		h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(res.Reset), 10))
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, limiter.ErrLimited):
+		return nil, &rateLimitedError{retryAfter: res.RetryAfter}
+	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExpiredKey):
+		return nil, err
+	default:
+		return nil, &httpError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			message: "the key store is unavailable; try again", cause: err}
+	}
+	if id == nil {
+		return nil, fmt.Errorf("validate: checker returned no identity and no error")
+	}
+	return id, nil
+}
+
 // validate checks a token for an app that does not proxy (SPEC §4.1).
 func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 	if s.checker == nil {
@@ -305,25 +337,9 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 	if req.APIKey == "" {
 		return badField("api_key", "required")
 	}
-	id, res, err := s.checker.Check(r.Context(), req.APIKey)
-	if res.Limit > 0 {
-		h := w.Header()
-		h.Set("RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
-		h.Set("RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
-		h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(res.Reset), 10))
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, limiter.ErrLimited):
-		return &rateLimitedError{retryAfter: res.RetryAfter}
-	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExpiredKey):
+	id, err := s.checkAPIKey(w, r, req.APIKey)
+	if err != nil {
 		return err
-	default:
-		return &httpError{status: http.StatusServiceUnavailable, code: codeUnavailable,
-			message: "the key store is unavailable; try again", cause: err}
-	}
-	if id == nil {
-		return fmt.Errorf("validate: checker returned no identity and no error")
 	}
 	out := validateResponse{Key: &id.Key, User: id.User, Org: id.Org, Metadata: id.Key.Metadata}
 	if id.Key.Type == keys.TypeOrg && id.Role != "" {
