@@ -10,6 +10,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/sqlite"
 )
 
 // BenchmarkPropelAuthListPage measures one PropelAuth list page (page_size
@@ -19,7 +20,7 @@ func BenchmarkPropelAuthListPage(b *testing.B) {
 	for _, n := range []int{100, 10_000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			ctx := context.Background()
-			store, err := keys.OpenSQLite(ctx, filepath.Join(b.TempDir(), "keygate.db"))
+			store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "keygate.db"), sqlite.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
