@@ -66,7 +66,8 @@ var (
 )
 
 // forwardAuth answers one forward-auth sub-request: 200 with an empty body,
-// the identity and RateLimit-* headers when the original request may pass;
+// the identity headers (each one, empty when it does not apply) and the
+// RateLimit-* headers when the original request may pass;
 // otherwise the proxy's own refusal (status, JSON body, headers), plus the
 // body again in the <prefix>Error header for proxies that cannot pass a
 // sub-request's body on (nginx).
@@ -98,12 +99,16 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *reqState) metrics.Result
 	}
 	resp.SetStatusCode(fasthttp.StatusOK)
 	resp.Header.SetNoDefaultContentType(true)
-	if d.e != nil {
-		for i, v := range d.e.hdr {
-			if v != nil {
-				resp.Header.SetCanonical(p.idNames[i], v)
-			}
+	// Every identity header is answered, empty when it does not apply (no
+	// org, a public path): a proxy that copies named headers onto the
+	// request then overwrites a client's forged copy even where it would
+	// not delete it (Caddy before 2.10, for one).
+	for i, name := range p.idNames {
+		var v []byte
+		if d.e != nil {
+			v = d.e.hdr[i]
 		}
+		resp.Header.SetCanonical(name, v)
 	}
 	if d.res.Limit > 0 {
 		st.buf = setRateLimit(&resp.Header, d.res, st.buf)

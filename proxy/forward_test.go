@@ -47,8 +47,9 @@ func expectAllowed(t *testing.T, r *response, want map[string]string) {
 		t.Fatalf("status %d body %q, want 200 and no body", r.status, r.body)
 	}
 	for _, s := range identityHeaderSuffixes {
-		if got := r.header.Get("X-Keygate-" + s); got != want[s] {
-			t.Errorf("X-Keygate-%s = %q, want %q", s, got, want[s])
+		// Present even when empty, so that proxies overwrite forged copies.
+		if got := r.header.Values("X-Keygate-" + s); len(got) != 1 || got[0] != want[s] {
+			t.Errorf("X-Keygate-%s = %q, want exactly %q", s, got, want[s])
 		}
 	}
 	if r.header.Get("X-Keygate-Error") != "" {
