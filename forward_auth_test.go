@@ -406,3 +406,21 @@ func checkForwardAuth(t *testing.T, app *App, api *identityEcho, base string, ra
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The README shows the shipped forward-auth configurations verbatim, so what
+// an operator copies from it is what these tests run.
+func TestREADMEShowsForwardAuthConfigs(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"nginx.conf", "Caddyfile", "traefik.yml", "envoy.yaml"} {
+		b, err := os.ReadFile(filepath.Join("examples", "forward-auth", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), string(b)) {
+			t.Errorf("README.md does not show examples/forward-auth/%s as shipped", name)
+		}
+	}
+}
