@@ -302,3 +302,61 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// FuzzForwardAuthPublic feeds untrusted descriptions of the original request
+// to a forward-auth handler without a key: the answer is 200 only for a
+// public path, named consistently, and 401 otherwise; nothing panics.
+func FuzzForwardAuthPublic(f *testing.F) {
+	for _, c := range [][3]string{
+		{"", "/health", ""}, {"", "", "/docs/a"}, {"/docs/x?y", "", ""}, {"", "/health", "/v1"},
+		{"", "/docs/../v1", ""}, {"?/health", "", ""}, {"", "/docs%2F..", "/docs%2F.."}, {"/", "", ""},
+	} {
+		f.Add(c[0], c[1], c[2])
+	}
+	p, err := New(&Gate{}, Options{
+		ForwardAuth: ForwardAuthOptions{Path: authPath},
+		PublicPaths: []string{"/health", "/docs/**"},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	public := func(uri string) bool {
+		clean, ok := cleanPath(pathOf([]byte(uri)), nil)
+		s := string(clean)
+		return ok && (s == "/health" || s == "/docs" || strings.HasPrefix(s, "/docs/"))
+	}
+	f.Fuzz(func(t *testing.T, suffix, fwd, orig string) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetRequestURI(authPath + suffix)
+		if strings.ContainsAny(fwd+orig, "\r\n\x00") {
+			return
+		}
+		ctx.Request.Header.Set("X-Forwarded-Uri", fwd)
+		ctx.Request.Header.Set("X-Original-URI", orig)
+		if !underPath(pathOf(ctx.Request.Header.RequestURI()), p.fwd.path) {
+			return // not a forward-auth request
+		}
+		fwd = string(ctx.Request.Header.Peek("X-Forwarded-Uri"))
+		orig = string(ctx.Request.Header.Peek("X-Original-URI"))
+		p.Handler(&ctx)
+		switch status := ctx.Response.StatusCode(); status {
+		case 200:
+			var ok bool
+			switch {
+			case fwd != "":
+				ok = (orig == "" || orig == fwd) && public(fwd)
+			case orig != "":
+				ok = public(orig)
+			default:
+				own := string(ctx.Request.Header.RequestURI())
+				ok = public(own[len(authPath):])
+			}
+			if !ok {
+				t.Fatalf("200 for suffix %q, X-Forwarded-Uri %q, X-Original-URI %q", suffix, fwd, orig)
+			}
+		case 401:
+		default:
+			t.Fatalf("status %d", status)
+		}
+	})
+}
