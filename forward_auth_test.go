@@ -100,7 +100,7 @@ func startForwardAuthKeygate(t *testing.T, limitedStatus int) *App {
 		`path: "keygate.db"`, fmt.Sprintf("path: %q", filepath.Join(t.TempDir(), "keygate.db")),
 		"limited_status: 429", fmt.Sprintf("limited_status: %d", limitedStatus),
 	)
-	yaml += fmt.Sprintf("\nusage:\n  flush_interval: 50ms\nlog:\n  level: warn\n")
+	yaml += "\nusage:\n  flush_interval: 50ms\nlog:\n  level: warn\n"
 	cfg, err := config.Parse(yaml, []string{"KEYGATE_ADMIN_TOKEN=" + testAdminToken})
 	if err != nil {
 		t.Fatal(err)
