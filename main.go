@@ -293,6 +293,7 @@ func (a *App) Open(ctx context.Context) error {
 
 	if a.Proxy, err = proxy.New(a.Gate, proxy.Options{
 		Upstreams:           cfg.Proxy.Upstreams,
+		ForwardAuth:         proxy.ForwardAuthOptions{Path: cfg.ForwardAuth.Path, LimitedStatus: cfg.ForwardAuth.LimitedStatus},
 		DialTimeout:         cfg.Proxy.DialTimeout,
 		UpstreamTimeout:     cfg.Proxy.UpstreamTimeout,
 		ReadTimeout:         cfg.Proxy.ReadTimeout,

@@ -42,6 +42,7 @@ type options struct {
 	postgres    string // server DSN for -million-store postgres
 	stream      bool
 	keep        bool
+	forwardAuth bool    // also nginx alone vs nginx + keygate forward auth (forward.go)
 	rate        float64 // fixed rate of the latency phase; 0 = rateShare of bare's req/s, < 0 = skip
 	rateShare   float64 // percent
 }
@@ -67,6 +68,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 0, "req/s of the fixed-rate latency phase (0: -rate-share of bare's median req/s; negative: skip)")
 	flag.Float64Var(&o.rateShare, "rate-share", 50, "percent of bare's throughput used as the fixed rate when -rate is 0")
 	flag.BoolVar(&o.stream, "stream", true, "bare proxy streams bodies (match keygate)")
+	flag.BoolVar(&o.forwardAuth, "forward-auth", false, "also compare nginx alone with nginx + keygate forward auth (needs nginx; keygate only)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, databases)")
 	flag.Parse()
 
@@ -136,6 +138,8 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("-against %q: want keygate, bare or echo", o.against)
 	case o.million && o.against != "keygate":
 		return fmt.Errorf("-million needs -against keygate")
+	case o.forwardAuth && o.against != "keygate":
+		return fmt.Errorf("-forward-auth needs -against keygate")
 	}
 	load, err := chooseLoader(o.load)
 	if err != nil {
@@ -200,6 +204,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if kg != nil && o.flood > 0 {
 		if err := e.floods(ctx, kg); err != nil {
+			return err
+		}
+	}
+	if kg != nil && o.forwardAuth {
+		if err := e.forwardAuthCompare(ctx, kg); err != nil {
 			return err
 		}
 	}

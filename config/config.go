@@ -33,6 +33,7 @@ type Config struct {
 	Log        Log        `config:"log"`
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `config:"shutdown_timeout"`
+	ForwardAuth     ForwardAuth   `config:"forward_auth"`
 
 	// File is the YAML file Load read, empty when it read none. It is not a
 	// configuration key.
@@ -61,6 +62,17 @@ type Proxy struct {
 	IdleTimeout  time.Duration `config:"idle_timeout"`
 	// MaxConnsPerUpstream caps open connections to each upstream.
 	MaxConnsPerUpstream int `config:"max_conns_per_upstream"`
+}
+
+// ForwardAuth configures forward auth (SPEC §10): nginx, Caddy, Traefik or
+// Envoy asks keygate, per request, whether to let it through.
+type ForwardAuth struct {
+	// Path is where the sub-requests come on the proxy port; "" = off.
+	// When set, proxy.upstreams may be empty.
+	Path string `config:"path"`
+	// LimitedStatus answers a request over its limits: 429, or 403 for
+	// nginx's auth_request, which passes only 2xx, 401 and 403 on.
+	LimitedStatus int `config:"limited_status"`
 }
 
 // Admin configures the admin port (SPEC §4).
@@ -250,5 +262,6 @@ func Default() Config {
 		},
 		Log:             Log{Format: "text", Level: "info"},
 		ShutdownTimeout: 15 * time.Second,
+		ForwardAuth:     ForwardAuth{Path: "", LimitedStatus: 429},
 	}
 }

@@ -59,6 +59,7 @@ func full() Config {
 		},
 		Log:             Log{Format: "json", Level: "debug"},
 		ShutdownTimeout: 3 * time.Second,
+		ForwardAuth:     ForwardAuth{Path: "/auth", LimitedStatus: 403},
 	}
 }
 
@@ -336,6 +337,14 @@ func TestInvalid(t *testing.T) {
 		{yaml: "log:\n  format: xml\n", want: `log.format: "xml" is not supported (text or json)`},
 		{yaml: "log:\n  level: verbose\n", want: `log.level: "verbose" is not supported (debug, info, warn or error)`},
 		{yaml: "shutdown_timeout: 0s\n", want: `shutdown_timeout: must be a positive duration`},
+		{yaml: "forward_auth:\n  path: auth\n", want: `forward_auth.path: "auth" must start with a single /`},
+		{yaml: "forward_auth:\n  path: /auth/\n", want: `forward_auth.path: "/auth/" must not end with /`},
+		{yaml: "forward_auth:\n  path: /\n", want: `forward_auth.path: "/" must not end with /`},
+		{yaml: "forward_auth:\n  path: \"/a?b\"\n", want: `forward_auth.path: "/a?b" must be a plain path`},
+		{yaml: "forward_auth:\n  path: /_keygate/portal/auth\n", want: `forward_auth.path: "/_keygate/portal/auth" must not overlap portal.path`},
+		{yaml: "forward_auth:\n  path: /_keygate\n", want: `forward_auth.path: "/_keygate" must not overlap portal.path`},
+		{yaml: "forward_auth:\n  limited_status: 500\n", want: `forward_auth.limited_status: must be 429, or 403 for nginx's auth_request, got 500`},
+		{yaml: "proxy:\n  upstreams: []\nforward_auth:\n  limited_status: 403\n", want: `proxy.upstreams: must list at least one upstream URL (or set forward_auth.path)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -367,6 +376,8 @@ func TestValidValues(t *testing.T) {
 		"portal:\n  logo_url: /static/logo.png\n  accent_color: \"#ABC\"\n",
 		"portal:\n  public_url: \"http://127.0.0.1:8080\"\n",
 		"keys:\n  expiration_options: [36h, 90d]\n  default_expiration: 90d\n",
+		"proxy:\n  upstreams: []\nforward_auth:\n  path: /_keygate/auth\n  limited_status: 403\n",
+		"forward_auth:\n  path: /_keygate/portalx\n",
 	} {
 		if _, err := Parse(yaml, nil); err != nil {
 			t.Errorf("Parse(%q): %v", yaml, err)

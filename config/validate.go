@@ -59,8 +59,8 @@ func (c *Config) problems() []Problem {
 
 	p := c.Proxy
 	v.hostPort("proxy.listen", p.Listen)
-	if len(p.Upstreams) == 0 {
-		v.add("proxy.upstreams", "must list at least one upstream URL")
+	if len(p.Upstreams) == 0 && c.ForwardAuth.Path == "" {
+		v.add("proxy.upstreams", "must list at least one upstream URL (or set forward_auth.path)")
 	}
 	for i, u := range p.Upstreams {
 		v.httpURL(fmt.Sprintf("proxy.upstreams[%d]", i), u)
@@ -201,6 +201,22 @@ func (c *Config) problems() []Problem {
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
+
+	fa := c.ForwardAuth
+	switch {
+	case fa.Path == "":
+	case !strings.HasPrefix(fa.Path, "/") || strings.HasPrefix(fa.Path, "//"):
+		v.add("forward_auth.path", "%q must start with a single / (like /_keygate/auth)", fa.Path)
+	case fa.Path == "/" || strings.HasSuffix(fa.Path, "/"):
+		v.add("forward_auth.path", "%q must not end with /", fa.Path)
+	case strings.ContainsAny(fa.Path, "?#*% \t"):
+		v.add("forward_auth.path", "%q must be a plain path (no ? # * %% or spaces)", fa.Path)
+	case underOrAt(fa.Path, po.Path) || underOrAt(po.Path, fa.Path):
+		v.add("forward_auth.path", "%q must not overlap portal.path %q", fa.Path, po.Path)
+	}
+	if fa.LimitedStatus != 429 && fa.LimitedStatus != 403 {
+		v.add("forward_auth.limited_status", "must be 429, or 403 for nginx's auth_request, got %d", fa.LimitedStatus)
+	}
 	return v.problems
 }
 
@@ -267,6 +283,11 @@ const (
 	unreserved = alnum + "-._~"
 	tchar      = alnum + "!#$%&'*+-.^_`|~" // RFC 9110 token characters
 )
+
+// underOrAt reports whether path p is base or below it.
+func underOrAt(p, base string) bool {
+	return p == base || strings.HasPrefix(p, base+"/")
+}
 
 func isToken(s string) bool { return s != "" && strings.Trim(s, tchar) == "" }
 

@@ -76,6 +76,10 @@ type Metrics struct {
 	set *vm.Set
 
 	requests [numResults]*vm.Counter
+	// forwardAuth counts forward-auth sub-requests (SPEC §10) apart from
+	// proxied requests, so that a dashboard can tell the two paths apart.
+	forwardAuth [numResults]*vm.Counter
+
 	gateway  *vm.PrometheusHistogram
 	upstream *vm.PrometheusHistogram
 
@@ -99,6 +103,7 @@ func New() *Metrics {
 	m := &Metrics{set: s}
 	for r := range numResults {
 		m.requests[r] = s.NewCounter(`keygate_requests_total{result="` + resultNames[r] + `"}`)
+		m.forwardAuth[r] = s.NewCounter(`keygate_forward_auth_requests_total{result="` + resultNames[r] + `"}`)
 	}
 	m.gateway = s.NewPrometheusHistogramExt("keygate_gateway_duration_seconds", durationBuckets)
 	m.upstream = s.NewPrometheusHistogramExt("keygate_upstream_duration_seconds", durationBuckets)
@@ -120,6 +125,14 @@ func New() *Metrics {
 func (m *Metrics) Request(r Result) {
 	if r < numResults {
 		m.requests[r].Inc()
+	}
+}
+
+// ForwardAuth counts one forward-auth sub-request with result r. Unknown
+// results are ignored.
+func (m *Metrics) ForwardAuth(r Result) {
+	if r < numResults {
+		m.forwardAuth[r].Inc()
 	}
 }
 

@@ -29,8 +29,12 @@ import (
 // is named.
 type Options struct {
 	// Upstreams are the base URLs requests go to, load balanced (at least
-	// one). A base URL's path is put in front of every request's path.
+	// one, unless ForwardAuth.Path is set). A base URL's path is put in front
+	// of every request's path.
 	Upstreams []string
+	// ForwardAuth configures forward auth (SPEC §10); its zero value turns
+	// it off.
+	ForwardAuth ForwardAuthOptions
 	// DialTimeout bounds connecting to an upstream; 0 means 5s.
 	DialTimeout time.Duration
 	// UpstreamTimeout bounds the whole upstream exchange, from connecting to
@@ -101,6 +105,8 @@ type Proxy struct {
 	prefix  []byte                     // identity header prefix, canonical
 	idNames [numIdentityHeaders][]byte // full identity header names
 
+	fwd forwardAuth // off when fwd.path is nil
+
 	states sync.Pool // *reqState
 	srv    *fasthttp.Server
 
@@ -134,8 +140,8 @@ var (
 
 // New returns a Proxy checking keys with g.
 func New(g *Gate, opts Options) (*Proxy, error) {
-	if len(opts.Upstreams) == 0 {
-		return nil, errors.New("proxy.upstreams: at least one upstream is required")
+	if len(opts.Upstreams) == 0 && opts.ForwardAuth.Path == "" {
+		return nil, errors.New("proxy.upstreams: at least one upstream is required (or forward_auth.path)")
 	}
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 5 * time.Second
@@ -192,6 +198,9 @@ func New(g *Gate, opts Options) (*Proxy, error) {
 		p.ext.param = []byte(opts.KeyQueryParam)
 	}
 	var err error
+	if p.fwd, err = newForwardAuth(opts.ForwardAuth, p.prefix); err != nil {
+		return nil, err
+	}
 	if p.public, err = newPathMatcher(opts.PublicPaths); err != nil {
 		return nil, fmt.Errorf("proxy.public_paths: %w", err)
 	}
@@ -270,6 +279,14 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 		p.portal(ctx)
 		return
 	}
+	if p.fwd.path != nil && underPath(pathOf(ctx.Request.Header.RequestURI()), p.fwd.path) {
+		p.forwardAuth(ctx)
+		return
+	}
+	if len(p.ups) == 0 { // forward auth only
+		writeError(ctx, fasthttp.StatusNotFound, errNotFound)
+		return
+	}
 	start := p.now()
 	st := p.states.Get().(*reqState)
 	result, upstream := p.serve(ctx, st)
@@ -296,34 +313,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 		req.SetRequestURIBytes(req.URI().RequestURI())
 		uri = req.Header.RequestURI()
 	}
-	var (
-		e      *entry
-		res    limiter.Result
-		cred   credential
-		result = metrics.ResultPublic
-	)
-	public := p.public.match(pathOf(uri), &st.buf)
-	if public && p.strip {
-		cred = p.ext.extract(&req.Header, uri, st.buf[:0]) // to remove it
+	d, ok := p.decide(ctx, st, &req.Header, uri, true)
+	if !ok {
+		return d.result, 0
 	}
-	if !public {
-		cred = p.ext.extract(&req.Header, uri, st.buf[:0])
-		if cred.src == credNone {
-			ctx.Response.Header.SetCanonical(hWWWAuthenticate, challengeMissing)
-			writeError(ctx, fasthttp.StatusUnauthorized, errMissingKey)
-			return metrics.ResultMissingKey, 0
-		}
-		var err error
-		// Not ctx: fasthttp cancels it when shutdown begins, and requests
-		// under way should still finish.
-		e, res, err = p.gate.check(context.Background(), cred.token)
-		if err != nil {
-			return p.reject(ctx, st, err, res), 0
-		}
-		result = metrics.ResultAllowed
-	}
+	e, res, result := d.e, d.res, d.result
 
-	p.rewrite(ctx, st, e, cred)
+	p.rewrite(ctx, st, e, d.cred)
 	if p.maxBody > 0 && req.Header.ContentLength() == -1 && req.IsBodyStream() {
 		// Chunked: the size is known only once read, so count as it streams.
 		req.SetBodyStream(&limitedReader{r: req.BodyStream(), left: p.maxBody}, -1)
@@ -518,6 +514,7 @@ var (
 	errStore           = errorBody("store_unavailable", "the key store is unavailable, try again shortly")
 	errUpstreamDown    = errorBody("upstream_unavailable", "the upstream service is unavailable")
 	errUpstreamTimeout = errorBody("upstream_timeout", "the upstream service did not answer in time")
+	errNotFound        = errorBody("not_found", "there is nothing here")
 )
 
 func errorBody(code, msg string) []byte {
