@@ -152,43 +152,14 @@ func (s *Service) CreateKey(ctx context.Context, in CreateKeyInput) (*Key, strin
 }
 
 // ImportKeys imports existing tokens (or their hashes) from another system,
-// all or nothing. Imported tokens are stored only as a hash.
+// all or nothing. Imported tokens are stored only as a hash. It is Import
+// with the default options.
 func (s *Service) ImportKeys(ctx context.Context, ins []CreateKeyInput) ([]*Key, error) {
-	ks := make([]*Key, 0, len(ins))
-	events := make([]AuditEvent, 0, len(ins))
-	hashes := make([][32]byte, 0, len(ins))
-	seen := make(map[[32]byte]bool, len(ins))
-	for i := range ins {
-		k, err := s.prepareKey(ctx, &ins[i], true)
-		if err != nil {
-			return nil, prefixFields(err, fmt.Sprintf("keys[%d].", i))
-		}
-		if seen[k.Hash] {
-			return nil, FieldError(fmt.Sprintf("keys[%d].token", i), "duplicate of an earlier key in this request")
-		}
-		seen[k.Hash] = true
-		ks = append(ks, k)
-		events = append(events, s.keyEvent(ctx, ActionKeyImported, k))
-		hashes = append(hashes, k.Hash)
+	res, err := s.Import(ctx, ins, ImportOptions{})
+	if err != nil {
+		return nil, err
 	}
-	if err := s.store.InsertKeys(ctx, ks, events); err != nil {
-		return nil, fmt.Errorf("import keys: %w", err)
-	}
-	s.imported.Add(int64(len(ks)))
-	s.changed(Change{Hashes: hashes})
-	return ks, nil
-}
-
-func prefixFields(err error, prefix string) error {
-	var e *Error
-	if !errors.As(err, &e) || len(e.Fields) == 0 {
-		return err
-	}
-	f := make(map[string][]string, len(e.Fields))
-	for k, v := range e.Fields {
-		f[prefix+k] = v
-	}
-	return &Error{Code: e.Code, Message: e.Message, Fields: f}
+	return res.Keys, nil
 }
 
 func (s *Service) keyEvent(ctx context.Context, action string, k *Key) AuditEvent {
