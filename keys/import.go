@@ -33,6 +33,7 @@ type ImportResult struct {
 // import of a million keys does not write a million events.
 func (s *Service) Import(ctx context.Context, ins []CreateKeyInput, opts ImportOptions) (*ImportResult, error) {
 	ks := make([]*Key, 0, len(ins))
+	idx := make([]int, 0, len(ins)) // ks[j] is entry idx[j]
 	res := &ImportResult{Skipped: []int{}}
 	bad := fieldErrors{}
 	conflicts := fieldErrors{}
@@ -55,48 +56,94 @@ func (s *Service) Import(ctx context.Context, ins []CreateKeyInput, opts ImportO
 			continue
 		}
 		seen[k.Hash] = true
-		switch _, err := s.store.LookupHash(ctx, k.Hash); {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return nil, fmt.Errorf("import keys: look up token: %w", err)
-		case opts.SkipExisting:
-			res.Skipped = append(res.Skipped, i)
-			continue
-		default:
-			conflicts.add(prefix+"token", "a key with this token already exists")
-			continue
-		}
 		ks = append(ks, k)
+		idx = append(idx, i)
 	}
 	if len(bad) > 0 {
-		// Conflicts are listed too, so that one answer names every bad entry.
+		// Stored tokens are listed too, so that one answer names every bad entry.
+		if err := s.markExisting(ctx, ks, idx, nil, conflicts); err != nil {
+			return nil, err
+		}
 		for f, p := range conflicts {
 			bad[f] = append(bad[f], p...)
 		}
 		return nil, &Error{Code: EInvalid, Message: fmt.Sprintf("invalid import: %d bad field(s); nothing was imported", len(bad)), Fields: bad}
 	}
+	if !opts.DryRun {
+		// Optimistically: a token already stored is rare, and looking each
+		// one up first would cost a random index read per key.
+		err := s.insertImported(ctx, ks, len(res.Skipped))
+		if err == nil {
+			res.Keys, res.Count = ks, len(ks)
+			return res, nil
+		}
+		if ErrorCode(err) != EConflict {
+			return nil, err
+		}
+	}
+	var skip map[int]bool
+	if opts.SkipExisting {
+		skip = map[int]bool{}
+	}
+	if err := s.markExisting(ctx, ks, idx, skip, conflicts); err != nil {
+		return nil, err
+	}
 	if len(conflicts) > 0 {
 		return nil, &Error{Code: EConflict, Message: fmt.Sprintf("%d key(s) with these tokens already exist; nothing was imported (on_conflict: skip skips them)", len(conflicts)), Fields: conflicts}
 	}
+	kept := ks[:0]
+	for j, k := range ks {
+		if skip[idx[j]] {
+			res.Skipped = append(res.Skipped, idx[j])
+		} else {
+			kept = append(kept, k)
+		}
+	}
+	ks = kept
 	res.Count = len(ks)
 	if opts.DryRun || len(ks) == 0 {
 		return res, nil
 	}
+	if err := s.insertImported(ctx, ks, len(res.Skipped)); err != nil {
+		return nil, err
+	}
+	res.Keys = ks
+	return res, nil
+}
+
+// markExisting looks up each key's token: a stored one goes into skip (its
+// input index) when skip is non-nil, else into conflicts.
+func (s *Service) markExisting(ctx context.Context, ks []*Key, idx []int, skip map[int]bool, conflicts fieldErrors) error {
+	for j, k := range ks {
+		switch _, err := s.store.LookupHash(ctx, k.Hash); {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("import keys: look up token: %w", err)
+		case skip != nil:
+			skip[idx[j]] = true
+		default:
+			conflicts.add("keys["+strconv.Itoa(idx[j])+"].token", "a key with this token already exists")
+		}
+	}
+	return nil
+}
+
+// insertImported stores ks with one audit event for the batch.
+func (s *Service) insertImported(ctx context.Context, ks []*Key, skipped int) error {
 	ids := make([]string, len(ks))
 	hashes := make([][32]byte, len(ks))
 	for i, k := range ks {
 		ids[i], hashes[i] = k.ID, k.Hash
 	}
-	details, err := json.Marshal(map[string]any{"count": len(ks), "skipped": len(res.Skipped), "ids": ids})
+	details, err := json.Marshal(map[string]any{"count": len(ks), "skipped": skipped, "ids": ids})
 	if err != nil {
-		return nil, fmt.Errorf("import keys: %w", err)
+		return fmt.Errorf("import keys: %w", err)
 	}
 	ev := AuditEvent{At: s.opts.Now().Unix(), Action: ActionKeyImported, Actor: ActorFrom(ctx), Details: details}
 	if err := s.store.InsertKeys(ctx, ks, []AuditEvent{ev}); err != nil {
-		return nil, fmt.Errorf("import keys: %w", err)
+		return fmt.Errorf("import keys: %w", err)
 	}
 	s.imported.Add(int64(len(ks)))
 	s.changed(Change{Hashes: hashes})
-	res.Keys = ks
-	return res, nil
+	return nil
 }
