@@ -300,7 +300,6 @@ func (im *importer) readCSV(ctx context.Context) error {
 		if err == io.EOF {
 			return nil
 		}
-		line, _ := r.FieldPos(0)
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			if pe.Err == csv.ErrFieldCount {
@@ -312,6 +311,7 @@ func (im *importer) readCSV(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", im.name, err)
 		}
+		line, _ := r.FieldPos(0) // only valid for a record read without error
 		buf.Reset()
 		buf.WriteByte('{')
 		var problems []string
