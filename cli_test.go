@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -548,5 +549,19 @@ func TestBinaryExitCodes(t *testing.T) {
 		if got := cmd.ProcessState.ExitCode(); got != tt.code {
 			t.Errorf("keygate %s: exit %d, want %d\n%s", tt.args, got, tt.code, out)
 		}
+	}
+}
+
+// TestCLIImportProgressBar: on a terminal the import draws a bar instead
+// of progress lines.
+func TestCLIImportProgressBar(t *testing.T) {
+	e := newCLIEnv(t)
+	file := e.file("k.jsonl", "{\"token\": \"bar-1\"}\n{\"token\": \"bar-2\"}\n")
+	var out, errOut bytes.Buffer
+	code := cli.Run(context.Background(), []string{"keys", "import", file}, cli.Options{
+		Stdout: &out, Stderr: &errOut, Env: e.env, IsTerminal: func(io.Writer) bool { return true },
+	})
+	if code != 0 || !strings.Contains(errOut.String(), "2 keys") || strings.Contains(errOut.String(), "progress:") || !strings.HasPrefix(out.String(), "imported 2 keys") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out.String(), errOut.String())
 	}
 }
