@@ -492,6 +492,9 @@ func TestCLICompletionAndVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "keygate ") || !strings.Contains(out, "github.com/keygate/keygate") {
 		t.Fatalf("version: exit %d %q", code, out)
 	}
+	if code, out2, _ := runCLI(nil, "", "--version"); code != 0 || out2 != out {
+		t.Fatalf("--version: exit %d %q, want %q", code, out2, out)
+	}
 }
 
 // TestServeWiring: serve gets --config, refuses positional arguments and

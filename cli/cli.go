@@ -189,6 +189,10 @@ Exit status: 0 success, 1 the API refused (4xx/5xx) or another failure,
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	// --version, as before the move to cobra, prints what "version" prints.
+	info, _ := a.opts.BuildInfo()
+	root.Version = versionLine(a.opts.Version, info)
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err}
 	})

@@ -15,7 +15,7 @@ import (
 // TestHelpEverywhere: --help on every command and group exits 0 and lists
 // its subcommands, its flags and its positional arguments.
 func TestHelpEverywhere(t *testing.T) {
-	root := (&app{opts: Options{}}).root()
+	root := (&app{opts: Options{BuildInfo: func() (*debug.BuildInfo, bool) { return nil, false }}}).root()
 	var walk func(c *cobra.Command)
 	n := 0
 	walk = func(c *cobra.Command) {
