@@ -4,75 +4,72 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/admin"
-	"github.com/keygate/keygate/keys"
-	"github.com/keygate/keygate/sqlite"
+	"github.com/keygate/keygate/cli"
 )
 
-const cliToken = "cli-test-token"
-
-// cliEnv is an admin port on 127.0.0.1:0 over SQLite, for the client.
+// cliEnv is a whole gateway on 127.0.0.1:0 and the environment pointing
+// the CLI at its admin port.
 type cliEnv struct {
 	t   *testing.T
-	url string
-	svc *keys.Service
+	app *App
+	env []string
+	dir string
 }
 
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cli.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	tokens, err := keys.NewTokens("kg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := keys.NewService(ctx, store, tokens, keys.Options{
-		Expirations: []keys.Expiration{{Name: "1mo", After: 30 * 24 * time.Hour}, {Name: "never", Never: true}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(admin.New(admin.Options{Service: svc, Token: cliToken, Usage: store}).Handler())
-	t.Cleanup(srv.Close)
-	return &cliEnv{t: t, url: srv.URL, svc: svc}
+	dir := t.TempDir()
+	app := startApp(t, filepath.Join(dir, "kg.db"), echoUpstream(t).URL, "")
+	return &cliEnv{t: t, app: app, dir: dir,
+		env: []string{"KEYGATE_ADMIN_URL=http://" + app.AdminAddr(), "KEYGATE_ADMIN_TOKEN=" + testAdminToken, "HOME=/nonexistent"}}
 }
 
-// run runs the client with the admin URL and token in the environment.
-func (e *cliEnv) run(args ...string) (stdout, stderr string, err error) {
-	return e.runEnv([]string{"KEYGATE_ADMIN_URL=" + e.url, "KEYGATE_ADMIN_TOKEN=" + cliToken, "HOME=/nonexistent"}, args...)
-}
-
-func (e *cliEnv) runEnv(env []string, args ...string) (stdout, stderr string, err error) {
+// runCLI runs the command line with env and stdin and returns its exit
+// status and output.
+func runCLI(env []string, stdin string, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
-	err = runClient(context.Background(), args, env, &out, &errOut)
-	return out.String(), errOut.String(), err
+	code = cli.Run(context.Background(), args, cli.Options{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Env: env,
+		Serve: func(context.Context, string) error { return fmt.Errorf("serve is not wired in this test") },
+	})
+	return code, out.String(), errOut.String()
 }
 
-// ok runs the client and fails unless it succeeds.
+func (e *cliEnv) run(args ...string) (int, string, string) { return runCLI(e.env, "", args...) }
+
+// ok runs the command line and fails unless it succeeds quietly.
 func (e *cliEnv) ok(args ...string) string {
 	e.t.Helper()
-	out, errOut, err := e.run(args...)
-	if err != nil || errOut != "" {
-		e.t.Fatalf("%v: err %v, stderr %q", args, err, errOut)
+	code, out, errOut := e.run(args...)
+	if code != 0 || withoutProgress(errOut) != "" {
+		e.t.Fatalf("%v: exit %d, stderr %q", args, code, errOut)
 	}
 	return out
 }
 
-// okJSON runs the client and decodes its JSON output.
+// withoutProgress drops an import's progress lines.
+func withoutProgress(stderr string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(stderr, "\n") {
+		if !strings.HasPrefix(l, "progress: ") {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+// okJSON runs the command line and decodes its JSON output.
 func (e *cliEnv) okJSON(args ...string) map[string]any {
 	e.t.Helper()
 	out := e.ok(args...)
@@ -83,15 +80,12 @@ func (e *cliEnv) okJSON(args ...string) map[string]any {
 	return m
 }
 
-// fails runs the client, expects an error and returns stderr.
-func (e *cliEnv) fails(args ...string) string {
+// fails runs the command line, expects exit status code and returns stderr.
+func (e *cliEnv) fails(code int, args ...string) string {
 	e.t.Helper()
-	out, errOut, err := e.run(args...)
-	if err == nil {
-		e.t.Fatalf("%v: no error; stdout %q", args, out)
-	}
-	if !errors.Is(err, errReported) && !errors.Is(err, flag.ErrHelp) {
-		e.t.Fatalf("%v: error %v does not say it was reported", args, err)
+	got, out, errOut := e.run(args...)
+	if got != code {
+		e.t.Fatalf("%v: exit %d, want %d; stderr %q", args, got, code, errOut)
 	}
 	if out != "" {
 		e.t.Fatalf("%v: stdout %q on failure", args, out)
@@ -99,41 +93,45 @@ func (e *cliEnv) fails(args ...string) string {
 	return errOut
 }
 
-func TestClientKeys(t *testing.T) {
+func (e *cliEnv) file(name, content string) string {
+	e.t.Helper()
+	p := filepath.Join(e.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+func TestCLIKeys(t *testing.T) {
 	e := newCLIEnv(t)
 	u := e.okJSON("users", "upsert", "alice", "--email", "a@example.com")
 	if u["user_id"] != "alice" || u["email"] != "a@example.com" {
 		t.Fatalf("user = %v", u)
 	}
 	e.okJSON("orgs", "upsert", "acme", "--name", "Acme")
-	m := e.okJSON("orgs", "add-member", "acme", "alice", "--role", "Admin")
-	if m["role"] != "Admin" {
+	if m := e.okJSON("members", "add", "acme", "alice", "--role", "Admin"); m["role"] != "Admin" {
 		t.Fatalf("membership = %v", m)
 	}
-
-	k := e.okJSON("keys", "create", "--user-id", "alice", "--display-name", "ci", "--expires-in", "1mo", "--metadata", `{"a":1}`)
+	k := e.okJSON("keys", "create", "--user-id", "alice", "--display-name", "ci", "--metadata", `{"a":1}`)
 	id, token := k["id"].(string), k["token"].(string)
-	if k["type"] != "personal" || k["display_name"] != "ci" || k["expires_at"] == nil || k["metadata"].(map[string]any)["a"] != float64(1) {
+	if k["type"] != "personal" || k["display_name"] != "ci" || k["metadata"].(map[string]any)["a"] != float64(1) {
 		t.Fatalf("created = %v", k)
 	}
-	if _, err := e.svc.Validate(context.Background(), token); err != nil {
+	if _, err := e.app.Service.Validate(context.Background(), token); err != nil {
 		t.Fatalf("created token does not validate: %v", err)
 	}
 	org := e.okJSON("keys", "create", "--org-id", "acme", "--user-id", "alice", "--expires-at", "2099-01-02T03:04:05Z")
 	if org["type"] != "org" || org["expires_at"] != float64(time.Date(2099, 1, 2, 3, 4, 5, 0, time.UTC).Unix()) {
 		t.Fatalf("org key = %v", org)
 	}
-
 	table := e.ok("keys", "list", "--user-id", "alice", "--status", "all")
 	lines := strings.Split(strings.TrimSpace(table), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(table, id) || !strings.Contains(table, "acme (by alice)") || strings.Contains(table, token) {
 		t.Fatalf("table:\n%s", table)
 	}
-	list := e.okJSON("keys", "list", "--type", "personal", "--output", "json")
-	if ks := list["keys"].([]any); len(ks) != 1 || list["next_cursor"] != "" {
+	if list := e.okJSON("keys", "list", "--type", "personal", "-o", "json"); len(list["keys"].([]any)) != 1 || list["next_cursor"] != "" {
 		t.Fatalf("json list = %v", list)
 	}
-
 	if got := e.okJSON("keys", "get", id); got["id"] != id || got["token"] != nil {
 		t.Fatalf("get = %v", got)
 	}
@@ -144,19 +142,45 @@ func TestClientKeys(t *testing.T) {
 	if got := e.okJSON("keys", "update", id, "--display-name", "deploy", "--never-expire"); got["display_name"] != "deploy" || got["expires_at"] != nil {
 		t.Fatalf("updated = %v", got)
 	}
+	v := e.okJSON("validate", token)
+	if v["key"].(map[string]any)["id"] != id {
+		t.Fatalf("validate = %v", v)
+	}
+	// From stdin, so the key is in no process list.
+	if code, out, _ := runCLI(e.env, token+"\n", "validate"); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("validate from stdin: %d %s", code, out)
+	}
 	if got := e.okJSON("keys", "--output", "json", "archive", id); got["archived_at"] == nil {
 		t.Fatalf("archived = %v", got)
+	}
+	if s := e.fails(1, "validate", token); !strings.Contains(s, "invalid_api_key") {
+		t.Fatalf("validate archived: %q", s)
+	}
+	audit := e.ok("audit", "--key-id", id)
+	for _, want := range []string{"api_key.created", "api_key.updated", "api_key.archived"} {
+		if !strings.Contains(audit, want) {
+			t.Fatalf("audit misses %s:\n%s", want, audit)
+		}
+	}
+	if u := e.okJSON("usage", "--key-id", id, "--interval", "day"); u["interval"] != "day" {
+		t.Fatalf("usage = %v", u)
+	}
+	if out := e.ok("usage", "--user-id", "alice", "-o", "table"); !strings.Contains(out, "total: ") {
+		t.Fatalf("usage table:\n%s", out)
 	}
 	if out := e.ok("keys", "delete", id); out != "" {
 		t.Fatalf("delete printed %q", out)
 	}
-	stderr := e.fails("keys", "get", id)
-	if stderr != "error: not_found: key "+id+" not found\n" {
-		t.Fatalf("stderr = %q", stderr)
+	if s := e.fails(1, "keys", "get", id); s != "error: not_found: key "+id+" not found\n" {
+		t.Fatalf("stderr = %q", s)
+	}
+	link := e.okJSON("portal-links", "create", "--user-id", "alice", "--ttl", "10m")
+	if !strings.Contains(link["url"].(string), "/_keygate/portal") || link["expires_at"] == nil {
+		t.Fatalf("portal link = %v", link)
 	}
 }
 
-func TestClientUsersAndOrgs(t *testing.T) {
+func TestCLIUsersOrgsMembers(t *testing.T) {
 	e := newCLIEnv(t)
 	e.ok("users", "upsert", "bob", "--email", "bob@example.com", "--metadata", `{"team":"x"}`, "--rate-limit", "100/1m")
 	// Without --email the stored email is kept.
@@ -164,7 +188,7 @@ func TestClientUsersAndOrgs(t *testing.T) {
 	if u["email"] != "bob@example.com" || u["enabled"] != false || u["rate_limit"] == nil {
 		t.Fatalf("user = %v", u)
 	}
-	if u = e.okJSON("users", "upsert", "bob", "--rate-limit", "none"); u["rate_limit"] != nil || u["enabled"] != false {
+	if u = e.okJSON("users", "upsert", "bob", "--rate-limit", "none"); u["rate_limit"] != nil {
 		t.Fatalf("user = %v", u)
 	}
 	if u = e.okJSON("users", "unblock", "bob"); u["enabled"] != true {
@@ -175,126 +199,372 @@ func TestClientUsersAndOrgs(t *testing.T) {
 	}
 	e.ok("users", "upsert", "carol", "--email", "")
 	e.ok("orgs", "upsert", "acme", "--name", "Acme")
-	e.ok("orgs", "add-member", "acme", "bob")
-	if u = e.okJSON("users", "get", "bob"); len(u["orgs"].([]any)) != 1 || u["orgs"].([]any)[0].(map[string]any)["role"] != "Member" {
-		t.Fatalf("user orgs = %v", u)
+	e.ok("members", "add", "acme", "bob")
+	if members := e.ok("members", "list", "acme"); !strings.Contains(members, "USER ID") || !strings.Contains(members, "bob") || !strings.Contains(members, "Member") {
+		t.Fatalf("members table:\n%s", members)
 	}
-	if o := e.okJSON("orgs", "get", "acme"); len(o["members"].([]any)) != 1 {
-		t.Fatalf("org = %v", o)
+	e.ok("members", "add", "acme", "bob", "--role", "Owner")
+	if m := e.okJSON("members", "list", "acme", "-o", "json"); !strings.Contains(fmt.Sprint(m["members"]), "Owner") {
+		t.Fatalf("members = %v", m)
 	}
-	users := e.ok("users", "list")
-	if !strings.Contains(users, "USER ID") || !strings.Contains(users, "bob@example.com") || !strings.Contains(users, "carol") {
+	if users := e.ok("users", "list"); !strings.Contains(users, "bob@example.com") || !strings.Contains(users, "carol") {
 		t.Fatalf("users table:\n%s", users)
 	}
 	if orgs := e.ok("orgs", "list"); !strings.Contains(orgs, "Acme") {
 		t.Fatalf("orgs table:\n%s", orgs)
 	}
-	e.ok("orgs", "remove-member", "acme", "bob")
+	e.ok("members", "remove", "acme", "bob")
 	if o := e.okJSON("orgs", "get", "acme"); len(o["members"].([]any)) != 0 {
 		t.Fatalf("org after removal = %v", o)
 	}
 	e.ok("orgs", "delete", "acme")
 	e.ok("users", "delete", "bob")
-	if s := e.fails("users", "get", "bob"); !strings.HasPrefix(s, "error: not_found: ") {
+	if s := e.fails(1, "users", "get", "bob"); !strings.HasPrefix(s, "error: not_found: ") {
 		t.Fatalf("stderr = %q", s)
 	}
 }
 
-func TestClientPagination(t *testing.T) {
+func TestCLIPagination(t *testing.T) {
 	e := newCLIEnv(t)
 	for range 5 {
 		e.ok("keys", "create")
 	}
-	all := e.okJSON("keys", "list", "--page-size", "2", "--all", "--output", "json")
-	if n := len(all["keys"].([]any)); n != 5 || all["next_cursor"] != "" {
-		t.Fatalf("--all: %d keys, next_cursor %v", n, all["next_cursor"])
+	if all := e.okJSON("keys", "list", "--page-size", "2", "--all", "-o", "json"); len(all["keys"].([]any)) != 5 || all["next_cursor"] != "" {
+		t.Fatalf("--all: %v", all)
 	}
-	page := e.ok("keys", "list", "--page-size", "2")
-	if n := strings.Count(page, "generic"); n != 2 || !strings.Contains(page, "(more: --cursor ") {
+	if page := e.ok("keys", "list", "--page-size", "2"); strings.Count(page, "generic") != 2 || !strings.Contains(page, "(more: --cursor ") {
 		t.Fatalf("one page:\n%s", page)
 	}
-	tableAll := e.ok("keys", "list", "--page-size", "2", "--all")
-	if n := strings.Count(tableAll, "generic"); n != 5 || strings.Contains(tableAll, "more:") {
-		t.Fatalf("table --all:\n%s", tableAll)
-	}
 }
 
-func TestClientImport(t *testing.T) {
+// TestCLIExitCodes: 0 success, 1 the API refused, 2 bad usage, 3 the admin
+// port cannot be reached.
+func TestCLIExitCodes(t *testing.T) {
 	e := newCLIEnv(t)
-	file := filepath.Join(t.TempDir(), "import.json")
-	if err := os.WriteFile(file, []byte(`{"keys": [{"token": "legacy-1", "display_name": "old"}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := e.okJSON("keys", "import", file)
-	if ks := m["keys"].([]any); len(ks) != 1 || ks[0].(map[string]any)["imported"] != true {
-		t.Fatalf("import = %v", m)
-	}
-	if _, err := e.svc.Validate(context.Background(), "legacy-1"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestClientErrors(t *testing.T) {
-	e := newCLIEnv(t)
-	e.ok("users", "upsert", "alice", "--email", "a@example.com")
-
-	s := e.fails("keys", "create", "--user-id", "nobody")
-	if s != `error: invalid_request: invalid user_id: user "nobody" does not exist`+"\n" {
-		t.Fatalf("API error printed as %q", s)
-	}
-	s = e.fails("keys", "create", "--user-id", "alice", "--expires-in", "5y", "--display-name", strings.Repeat("x", 201))
-	if !strings.HasPrefix(s, "error: invalid_request: ") || !strings.Contains(s, "(display_name: must be at most 200 characters; expires_in: ") {
-		t.Fatalf("two fields printed as %q", s)
-	}
-
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"keys", "get"}, "keys get: want <id>, got 0 argument(s)"},
-		{[]string{"keys", "get", "a", "b"}, "keys get: want <id>, got 2 argument(s)"},
-		{[]string{"orgs", "add-member", "acme"}, "orgs add-member: want <org> <user>"},
-		{[]string{"keys", "frob"}, `unknown command "keys frob"`},
-		{[]string{"keys"}, "keys: missing command"},
-		{[]string{"keys", "list", "--output", "yaml"}, `--output: "yaml" is not json or table`},
-		{[]string{"keys", "create", "--metadata", "{nope"}, "not valid JSON"},
-		{[]string{"keys", "create", "--expires-at", "soon"}, "RFC 3339"},
-		{[]string{"users", "upsert", "alice", "--rate-limit", "lots"}, "100/1m"},
-		{[]string{"keys", "list", "--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"keys", "list", "-h"}, "-token"},
-		{[]string{"keys", "import", "/nonexistent/file.json"}, "no such file"},
-		{[]string{"keys", "list", "--token", "wrong"}, "error: unauthorized: "},
-		{[]string{"keys", "list", "--status", "bogus"}, "(status: must be active, archived, expired or all)"},
-	} {
-		if s := e.fails(c.args...); !strings.Contains(s, c.want) {
-			t.Errorf("%v: stderr %q, want %q in it", c.args, s, c.want)
-		}
-	}
-
-	// No token anywhere.
-	_, s, err := e.runEnv([]string{"KEYGATE_ADMIN_URL=" + e.url}, "keys", "list")
-	if !errors.Is(err, errReported) || !strings.Contains(s, "no admin token") {
-		t.Fatalf("no token: %v %q", err, s)
-	}
-	// Flags beat the environment.
-	out, s, err := e.runEnv([]string{"KEYGATE_ADMIN_URL=http://127.0.0.1:1", "KEYGATE_ADMIN_TOKEN=wrong"}, "keys", "list", "--admin-url", e.url+"/", "--token", cliToken)
-	if err != nil || !strings.HasPrefix(out, "ID ") {
-		t.Fatalf("flags over env: %v %q %q", err, out, s)
-	}
-	// Something other than the admin API answering.
+	id := e.okJSON("keys", "create")["id"].(string)
+	closed := "http://" + freeAddr(t)
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad gateway", http.StatusBadGateway)
 	}))
 	defer bad.Close()
-	if _, s, _ = e.runEnv([]string{"KEYGATE_ADMIN_TOKEN=x"}, "keys", "list", "--admin-url", bad.URL); s != "error: GET /v1/keys: HTTP 502: bad gateway\n" {
-		t.Fatalf("non-API answer printed as %q", s)
+	for _, tt := range []struct {
+		name string
+		env  []string // nil: the gateway's
+		args []string
+		code int
+		want string // in stderr (or stdout for 0)
+	}{
+		{"ok", nil, []string{"keys", "get", id}, 0, id},
+		{"help", nil, []string{"keys", "--help"}, 0, "Available Commands:"},
+		{"not found", nil, []string{"keys", "get", strings.Repeat("0", 32)}, 1, "error: not_found: key "},
+		{"bad input", nil, []string{"keys", "create", "--user-id", "nobody"}, 1, `error: invalid_request: invalid user_id: user "nobody" does not exist`},
+		{"two bad fields", nil, []string{"keys", "create", "--expires-in", "5y", "--display-name", strings.Repeat("x", 201)}, 1, "(display_name: must be at most 200 characters; expires_in: "},
+		{"bad status", nil, []string{"keys", "list", "--status", "bogus"}, 1, "(status: must be active, archived, expired or all)"},
+		{"wrong token", nil, []string{"keys", "list", "--token", "wrong"}, 1, "error: unauthorized: "},
+		{"not the API", []string{"KEYGATE_ADMIN_TOKEN=x"}, []string{"keys", "list", "--admin-url", bad.URL}, 1, "error: GET /v1/keys: HTTP 502: bad gateway"},
+		{"roll not served", nil, []string{"keys", "roll", id, "--grace", "24h"}, 1, "error: "},
+		{"no command", nil, []string{}, 2, "missing command"},
+		{"unknown command", nil, []string{"frob"}, 2, `unknown command "frob" for "keygate"`},
+		{"unknown subcommand", nil, []string{"keys", "frob"}, 2, `unknown command "frob" for "keygate keys"`},
+		{"group without command", nil, []string{"keys"}, 2, "keygate keys: missing command"},
+		{"unknown flag", nil, []string{"keys", "list", "--bogus"}, 2, "unknown flag: --bogus"},
+		{"missing argument", nil, []string{"keys", "get"}, 2, "keygate keys get: want <id>, got 0 argument(s)"},
+		{"extra argument", nil, []string{"keys", "get", "a", "b"}, 2, "want <id>, got 2 argument(s)"},
+		{"two arguments", nil, []string{"members", "add", "acme"}, 2, "want <org> <user>"},
+		{"bad output", nil, []string{"keys", "list", "--output", "yaml"}, 2, `--output: "yaml" is not json or table`},
+		{"bad metadata", nil, []string{"keys", "create", "--metadata", "{nope"}, 2, "not valid JSON"},
+		{"bad time", nil, []string{"keys", "create", "--expires-at", "soon"}, 2, "RFC 3339"},
+		{"exclusive flags", nil, []string{"keys", "create", "--expires-at", "2099-01-01T00:00:00Z", "--expires-in", "1mo"}, 2, "none of the others can be"},
+		{"bad rate limit", nil, []string{"users", "upsert", "alice", "--rate-limit", "lots"}, 2, "100/1m"},
+		{"required flag", nil, []string{"orgs", "upsert", "acme"}, 2, `required flag(s) "name" not set`},
+		{"usage needs an owner", nil, []string{"usage"}, 2, "at least one of the flags"},
+		{"nothing to update", nil, []string{"keys", "update", id}, 2, "nothing to change"},
+		{"bad on-conflict", nil, []string{"keys", "import", "x.jsonl", "--on-conflict", "replace"}, 2, `--on-conflict: "replace" is not fail or skip`},
+		{"serve argument", nil, []string{"serve", "keygate.yaml"}, 2, "keygate serve: want no arguments, got 1"},
+		{"no token", []string{"KEYGATE_ADMIN_URL=http://" + e.app.AdminAddr()}, []string{"keys", "list"}, 2, "no admin token"},
+		{"bad admin url", nil, []string{"keys", "list", "--admin-url", "127.0.0.1:9080"}, 2, "is not an http(s) URL"},
+		{"unreachable", []string{"KEYGATE_ADMIN_TOKEN=x", "KEYGATE_ADMIN_URL=" + closed}, []string{"keys", "list"}, 3, "cannot reach the admin port: "},
+		{"unreachable flag over env", nil, []string{"users", "list", "--admin-url", closed}, 3, "connection refused"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := tt.env
+			if env == nil {
+				env = e.env
+			}
+			code, out, errOut := runCLI(env, "", tt.args...)
+			got := errOut
+			if tt.code == 0 {
+				got = out
+			}
+			if code != tt.code || !strings.Contains(got, tt.want) {
+				t.Fatalf("exit %d, want %d; want %q in\nstdout %q\nstderr %q", code, tt.code, tt.want, out, errOut)
+			}
+			if strings.Contains(out+errOut, testAdminToken) {
+				t.Fatal("the admin token was printed")
+			}
+		})
 	}
-	// Nobody listening.
-	if _, s, _ = e.runEnv([]string{"KEYGATE_ADMIN_TOKEN=x"}, "keys", "list", "--admin-url", "http://127.0.0.1:1"); !strings.Contains(s, "connection refused") {
-		t.Fatalf("connection refused printed as %q", s)
+}
+
+// TestCLIRoll: keys roll sends the grace period as written.
+func TestCLIRoll(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		b.ReadFrom(r.Body)
+		got = r.Method + " " + r.URL.Path + " " + b.String()
+		w.WriteHeader(201)
+		w.Write([]byte(`{"id":"new","token":"t"}`))
+	}))
+	defer srv.Close()
+	code, out, errOut := runCLI([]string{"KEYGATE_ADMIN_TOKEN=x", "KEYGATE_ADMIN_URL=" + srv.URL}, "", "keys", "roll", "abc", "--grace", "24h")
+	if code != 0 || got != `POST /v1/keys/abc/roll {"grace_period":"24h"}` || !strings.Contains(out, `"token": "t"`) {
+		t.Fatalf("exit %d, request %q, out %q, err %q", code, got, out, errOut)
 	}
-	// -h is help, not an error to report, and never shows the token.
-	if _, s, err := e.run("keys", "list", "-h"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(s, "-token") || strings.Contains(s, cliToken) {
-		t.Fatalf("-h: %v %q", err, s)
+}
+
+func TestCLIImport(t *testing.T) {
+	e := newCLIEnv(t)
+	e.ok("users", "upsert", "alice", "--email", "a@example.com")
+	jsonl := e.file("keys.jsonl", `{"token": "legacy-1", "display_name": "one"}
+
+{"token": "legacy-2", "user_id": "alice", "metadata": {"plan": "pro"}}
+{"token_sha256": "`+strings.Repeat("ab", 32)+`", "expires_at": 4102444800}
+`)
+	out := e.ok("keys", "import", jsonl)
+	if !strings.HasPrefix(out, "imported 3 keys, 0 skipped as existing, 0 bad from "+jsonl) {
+		t.Fatalf("summary %q", out)
+	}
+	for _, tok := range []string{"legacy-1", "legacy-2"} {
+		if _, err := e.app.Service.Validate(context.Background(), tok); err != nil {
+			t.Fatalf("%s: %v", tok, err)
+		}
+	}
+	// One audit event for the batch.
+	a := e.okJSON("audit", "--action", "api_key.imported", "-o", "json")
+	if evs := a["events"].([]any); len(evs) != 1 || evs[0].(map[string]any)["details"].(map[string]any)["count"] != float64(3) {
+		t.Fatalf("audit = %v", a)
+	}
+
+	// The same file again: every key conflicts; skip passes over them.
+	code, out, s := e.run("keys", "import", jsonl)
+	if code != 1 || !strings.HasPrefix(out, "imported 0 keys, 0 skipped as existing, 3 bad (first on line 1); nothing from line 1 on was written") {
+		t.Fatalf("conflicts: exit %d, summary %q", code, out)
+	}
+	for _, line := range []string{":1: token: a key with this token already exists", ":3: token: ", ":4: token: "} {
+		if !strings.Contains(s, jsonl+line) {
+			t.Fatalf("conflicts: %q misses %q", s, line)
+		}
+	}
+	if out := e.ok("keys", "import", jsonl, "--on-conflict", "skip"); !strings.HasPrefix(out, "imported 0 keys, 3 skipped as existing, 0 bad") {
+		t.Fatalf("skip summary %q", out)
+	}
+
+	// CSV, with a dry run first that writes nothing.
+	csvFile := e.file("keys.csv", "token,user_id,display_name,metadata,expires_at\n"+
+		"csv-1,alice,from csv,\"{\"\"plan\"\":\"\"pro\"\"}\",2099-01-01T00:00:00Z\n"+
+		"csv-2,,generic one,,\n")
+	before := e.okJSON("keys", "list", "--status", "all", "-o", "json")
+	if out := e.ok("keys", "import", csvFile, "--dry-run"); !strings.HasPrefix(out, "dry run: 2 keys would be imported, 0 skipped as existing, 0 bad; nothing was written") {
+		t.Fatalf("dry run summary %q", out)
+	}
+	if after := e.okJSON("keys", "list", "--status", "all", "-o", "json"); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("dry run wrote keys")
+	}
+	if out := e.ok("keys", "import", csvFile, "-o", "json"); !strings.Contains(out, `"imported":2`) {
+		t.Fatalf("csv json summary %q", out)
+	}
+	k, err := e.app.Service.Validate(context.Background(), "csv-1")
+	if err != nil || k.Key.UserID != "alice" || string(k.Key.Metadata) != `{"plan":"pro"}` || k.Key.ExpiresAt == nil {
+		t.Fatalf("csv-1: %+v %v", k, err)
+	}
+}
+
+// TestCLIImportBadLines: every bad entry is reported with its line, from
+// the file's own checks and the server's alike, across batches; batches
+// before the first bad entry are written, the rest only checked.
+func TestCLIImportBadLines(t *testing.T) {
+	e := newCLIEnv(t)
+	lines := []string{
+		`{"token": "good-01"}`,                      // 1, batch 1
+		`{"token": "good-02"}`,                      // 2, batch 1
+		`{"token": "good-03"}`,                      // 3, batch 2
+		`{"token": "good-04", "user_id": "nobody"}`, // 4, batch 2: no such user
+		`not json`,                                    // 5, read by the CLI
+		`{"token": "good-06"}`,                        // 6, batch 3
+		`{"token": "good-06"}`,                        // 7, batch 3: duplicate
+		`{"token": "good-08", "bogus": 1}`,            // 8, batch 4: unknown field
+		`{"token": "good-09", "expires_at": "never"}`, // 9, batch 4: wrong type
+	}
+	file := e.file("bad.jsonl", strings.Join(lines, "\n")+"\n")
+	code, out, errOut := e.run("keys", "import", file, "--batch-size", "2")
+	if code != 1 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		file + `:4: user_id: user "nobody" does not exist`,
+		file + ":5: not a JSON object",
+		file + ":7: token: duplicate of an earlier key in this request",
+		file + ":8: bogus: unknown field",
+		file + ":9: expires_at: must be an integer",
+		"error: 5 bad entries in " + file,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr misses %q:\n%s", want, errOut)
+		}
+	}
+	if !strings.Contains(errOut, "progress: 8 keys sent, 100% of the file read") {
+		t.Errorf("no plain progress lines:\n%s", errOut)
+	}
+	if !strings.HasPrefix(out, "imported 2 keys, 0 skipped as existing, 5 bad (first on line 4); nothing from line 3 on was written, only checked") {
+		t.Fatalf("summary %q", out)
+	}
+	for tok, want := range map[string]bool{"good-01": true, "good-02": true, "good-03": false, "good-06": false} {
+		_, err := e.app.Service.Validate(context.Background(), tok)
+		if (err == nil) != want {
+			t.Errorf("%s imported = %v, want %v", tok, err == nil, want)
+		}
+	}
+	// CSV: the file's own problems name their lines too.
+	csvFile := e.file("bad.csv", "token,expires_at,metadata\nc-1,,\nc-2,soon,\nc-3,,[1]\nc-4\n")
+	code, _, errOut = e.run("keys", "import", csvFile, "--dry-run")
+	for _, want := range []string{csvFile + ":3: expires_at: want unix seconds", csvFile + ":4: metadata: not a JSON object", csvFile + ":5: 1 fields, the header has 3"} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, stderr misses %q:\n%s", code, want, errOut)
+		}
+	}
+	if s := e.fails(1, "keys", "import", e.file("cols.csv", "token,owner\nx,y\n")); !strings.Contains(s, `unknown column "owner"`) {
+		t.Fatalf("unknown column: %q", s)
+	}
+}
+
+func TestCLIConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("proxy:\n  upstreams: [\"http://127.0.0.1:3000\"]\n"), 0o600)
+	broken := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(broken, []byte("proxy:\n  listen: \":8080\"\n    upstreams: x\n"), 0o600)
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(typo, []byte("proxy:\n  upstream: [\"http://a\"]\n"), 0o600)
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"good", nil, []string{"config", "check", "--config", good}, 0, "config " + good + ": OK"},
+		{"client env is known", []string{"KEYGATE_ADMIN_URL=http://x"}, []string{"config", "check", "--config", good}, 0, ": OK"},
+		{"unknown variable", []string{"KEYGATE_PROXY_UPSTREAM=http://b", "KEYGATE_LOG_LEVEL=debug"}, []string{"config", "check", "--config", good}, 1,
+			"env KEYGATE_PROXY_UPSTREAM: unknown variable: it sets no configuration key (did you mean KEYGATE_PROXY_UPSTREAMS?)"},
+		{"bad value from env", []string{"KEYGATE_LOG_LEVEL=loud"}, []string{"config", "check", "--config", good}, 1, "log.level"},
+		{"yaml line", nil, []string{"config", "check", "--config", broken}, 1, "line 3: did not find expected key"},
+		{"unknown key", nil, []string{"config", "check", "--config", typo}, 1, "proxy.upstream: unknown key (did you mean proxy.upstreams?)"},
+		{"missing file", nil, []string{"config", "check", "--config", filepath.Join(dir, "nope.yaml")}, 1, "no such file"},
+		{"argument", nil, []string{"config", "check", good}, 2, "want no arguments"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(tt.env, "", tt.args...)
+			if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+				t.Fatalf("exit %d, want %d; want %q in\nstdout %q\nstderr %q", code, tt.code, tt.want, out, errOut)
+			}
+		})
+	}
+}
+
+func TestCLICompletionAndVersion(t *testing.T) {
+	for _, tt := range []struct {
+		shell, want string
+	}{
+		{"bash", "__start_keygate"},
+		{"zsh", "#compdef keygate"},
+		{"fish", "complete -c keygate"},
+	} {
+		code, out, errOut := runCLI(nil, "", "completion", tt.shell)
+		if code != 0 || !strings.Contains(out, tt.want) || errOut != "" {
+			t.Errorf("completion %s: exit %d, %d bytes, stderr %q", tt.shell, code, len(out), errOut)
+		}
+	}
+	if code, _, errOut := runCLI(nil, "", "completion", "powershell"); code != 2 || !strings.Contains(errOut, "not bash, zsh or fish") {
+		t.Errorf("completion powershell: exit %d %q", code, errOut)
+	}
+	code, out, _ := runCLI(nil, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "keygate ") || !strings.Contains(out, "github.com/keygate/keygate") {
+		t.Fatalf("version: exit %d %q", code, out)
+	}
+	if code, out2, _ := runCLI(nil, "", "--version"); code != 0 || out2 != out {
+		t.Fatalf("--version: exit %d %q, want %q", code, out2, out)
+	}
+}
+
+// TestServeWiring: serve gets --config, refuses positional arguments and
+// warns about unknown KEYGATE_ variables.
+func TestServeWiring(t *testing.T) {
+	var got []string
+	run := func(args ...string) (int, string) {
+		var errOut bytes.Buffer
+		code := cli.Run(context.Background(), args, cli.Options{Stderr: &errOut,
+			Serve: func(_ context.Context, path string) error { got = append(got, path); return nil }})
+		return code, errOut.String()
+	}
+	if code, _ := run("serve", "--config", "x.yaml"); code != 0 || fmt.Sprint(got) != "[x.yaml]" {
+		t.Fatalf("serve --config: %d %v", code, got)
+	}
+	if code, s := run("serve", "x.yaml"); code != 2 || len(got) != 1 || !strings.Contains(s, "want no arguments") {
+		t.Fatalf("serve x.yaml: exit %d, served %v, %q", code, got, s)
+	}
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "keygate.yaml")
+	adminAddr := freeAddr(t)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("proxy: {listen: \"127.0.0.1:0\", upstreams: [\"http://127.0.0.1:1\"]}\nadmin: {listen: %q, token: %q}\nstore: {path: %q}\n",
+		adminAddr, testAdminToken, filepath.Join(dir, "kg.db"))), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cfg, []string{"KEYGATE_PROXY_UPSTREAM=http://b", "KEYGATE_ADMIN_URL=http://x"}, &stderr)
+	}()
+	waitReady(t, "http://"+adminAddr+"/readyz")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := stderr.String(); !strings.Contains(s, "environment variable ignored") || !strings.Contains(s, "KEYGATE_PROXY_UPSTREAMS?") || strings.Contains(s, "KEYGATE_ADMIN_URL") {
+		t.Fatalf("serve stderr:\n%s", s)
+	}
+}
+
+// TestBinaryExitCodes runs the real binary's main: its exit status is the
+// CLI's.
+func TestBinaryExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		args string
+		code int
+	}{
+		{"version", 0},
+		{"serve extra", 2},
+		{"keys list --token x --admin-url http://" + freeAddr(t), 3},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "KEYGATE_TEST_MAIN=1", "KEYGATE_TEST_ARGS="+tt.args)
+		out, _ := cmd.CombinedOutput()
+		if got := cmd.ProcessState.ExitCode(); got != tt.code {
+			t.Errorf("keygate %s: exit %d, want %d\n%s", tt.args, got, tt.code, out)
+		}
+	}
+}
+
+// TestCLIImportProgressBar: on a terminal the import draws a bar instead
+// of progress lines.
+func TestCLIImportProgressBar(t *testing.T) {
+	e := newCLIEnv(t)
+	file := e.file("k.jsonl", "{\"token\": \"bar-1\"}\n{\"token\": \"bar-2\"}\n")
+	var out, errOut bytes.Buffer
+	code := cli.Run(context.Background(), []string{"keys", "import", file}, cli.Options{
+		Stdout: &out, Stderr: &errOut, Env: e.env, IsTerminal: func(io.Writer) bool { return true },
+	})
+	if code != 0 || !strings.Contains(errOut.String(), "2 keys") || strings.Contains(errOut.String(), "progress:") || !strings.HasPrefix(out.String(), "imported 2 keys") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out.String(), errOut.String())
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 
 	vmmetrics "github.com/VictoriaMetrics/metrics"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/cli"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/dashboard"
 	"github.com/keygate/keygate/keys"
@@ -50,62 +50,29 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errReported) {
-			fmt.Fprintln(os.Stderr, "keygate:", err)
-		}
-		os.Exit(1)
-	}
+	env := os.Environ()
+	code := cli.Run(ctx, os.Args[1:], cli.Options{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: env, Version: version,
+		Serve: func(ctx context.Context, configPath string) error {
+			return serve(ctx, configPath, env, os.Stderr)
+		},
+	})
+	stop()
+	os.Exit(code)
 }
 
-const usageText = `keygate — an API-key gateway
-
-Usage:
-  keygate serve [--config keygate.yaml]   run the gateway
-  keygate keys create|list|get|archive|delete ...
-  keygate users upsert|get|block|unblock|delete ...
-  keygate orgs upsert|get|delete|add-member|remove-member ...
-  keygate version
-
-The keys, users and orgs commands talk to a running admin port
-(--admin-url or KEYGATE_ADMIN_URL, --token or KEYGATE_ADMIN_TOKEN).
-`
-
-// run dispatches the command line; main only wires signals and exit codes.
-func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], env, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "keygate", version)
-		return nil
-	case "keys", "users", "orgs":
-		return runClient(ctx, args, env, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usageText)
-		return nil
-	}
-	fmt.Fprint(stderr, usageText)
-	return fmt.Errorf("unknown command %q", args[0])
-}
-
-func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "YAML config file (default keygate.yaml, if it exists)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path, env)
+// serve runs the gateway with the config at path until ctx is done.
+func serve(ctx context.Context, path string, env []string, stderr io.Writer) error {
+	cfg, err := config.Load(path, env)
 	if err != nil {
 		return err
 	}
 	app := NewApp(cfg, stderr)
+	// A misspelt variable would otherwise be silently ignored;
+	// "keygate config check" makes these errors.
+	for _, p := range config.UnknownEnv(env, cli.ClientEnv()...) {
+		app.Logger.Warn("environment variable ignored", "name", p.Key, "problem", p.Msg)
+	}
 	if err := app.Open(ctx); err != nil {
 		app.Close()
 		return err

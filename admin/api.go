@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
@@ -115,7 +116,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 type importRequest struct {
-	Keys []json.RawMessage `json:"keys"`
+	Keys   []json.RawMessage `json:"keys"`
+	DryRun bool              `json:"dry_run"`
+	// OnConflict is what a token that is already stored does: "fail" (the
+	// default) fails the import with 409, "skip" skips the entry.
+	OnConflict string `json:"on_conflict"`
 }
 
 type importKey struct {
@@ -129,7 +134,18 @@ type importKey struct {
 	ExpiresAt   *int64          `json:"expires_at"`
 }
 
-// importKeys imports existing tokens, all or nothing.
+// importResponse answers an import: the keys imported (none on a dry run),
+// how many were or would be imported, and the indexes of entries skipped
+// because their token exists (on_conflict: skip).
+type importResponse struct {
+	Keys    []*keys.Key `json:"keys"`
+	Count   int         `json:"count"`
+	Skipped []int       `json:"skipped"`
+	DryRun  bool        `json:"dry_run"`
+}
+
+// importKeys imports existing tokens, all or nothing; a 400 names every bad
+// entry, not just the first.
 func (s *Server) importKeys(w http.ResponseWriter, r *http.Request) error {
 	b, err := readBody(w, r, maxImportBodyBytes)
 	if err != nil {
@@ -145,28 +161,77 @@ func (s *Server) importKeys(w http.ResponseWriter, r *http.Request) error {
 	case len(req.Keys) > maxImportKeys:
 		return badField("keys", fmt.Sprintf("at most %d keys per call (got %d)", maxImportKeys, len(req.Keys)))
 	}
-	ins := make([]keys.CreateKeyInput, len(req.Keys))
+	opts := keys.ImportOptions{DryRun: req.DryRun}
+	switch req.OnConflict {
+	case "", "fail":
+	case "skip":
+		opts.SkipExisting = true
+	default:
+		return badField("on_conflict", "must be fail or skip")
+	}
+	ins := make([]keys.CreateKeyInput, 0, len(req.Keys))
+	var decodeErrs map[string][]string
+	undecoded := map[string]bool{} // entries that failed to decode, like "keys[3]"
 	for i, raw := range req.Keys {
 		// Each element on its own, so that errors name keys[i].field.
 		name := "keys[" + strconv.Itoa(i) + "]"
 		var k importKey
-		if err := decodeObject(raw, &k, name); err != nil {
-			return err
+		err := decodeObject(raw, &k, name)
+		var typ keys.Type
+		if err == nil {
+			typ, err = keyType(name+".type", k.Type)
 		}
-		typ, err := keyType(name+".type", k.Type)
 		if err != nil {
-			return err
+			var ke *keys.Error
+			if !errors.As(err, &ke) {
+				return err
+			}
+			if decodeErrs == nil {
+				decodeErrs = map[string][]string{}
+			}
+			undecoded[name] = true
+			for f, p := range ke.Fields {
+				decodeErrs[f] = append(decodeErrs[f], p...)
+			}
+			// A placeholder keeps the indexes of later entries right; its
+			// own problems are already listed.
+			ins = append(ins, keys.CreateKeyInput{})
+			continue
 		}
-		ins[i] = keys.CreateKeyInput{
+		ins = append(ins, keys.CreateKeyInput{
 			Type: typ, UserID: k.UserID, OrgID: k.OrgID, DisplayName: k.DisplayName,
 			Metadata: metadataOf(k.Metadata), ExpiresAt: k.ExpiresAt, Token: k.Token, TokenHash: k.TokenSHA256,
-		}
+		})
 	}
-	ks, err := s.svc.ImportKeys(r.Context(), ins)
+	res, err := s.svc.Import(r.Context(), ins, opts)
+	if decodeErrs != nil {
+		// The entries that decoded were checked too: merge their problems,
+		// dropping the placeholders' own.
+		fields := decodeErrs
+		var ke *keys.Error
+		if errors.As(err, &ke) {
+			for f, p := range ke.Fields {
+				if entry, _, _ := strings.Cut(f, "."); !undecoded[entry] {
+					fields[f] = append(fields[f], p...)
+				}
+			}
+		} else if err != nil && keys.ErrorCode(err) == "" {
+			return err
+		}
+		return &keys.Error{Code: keys.EInvalid, Message: fmt.Sprintf("invalid import: %d bad field(s); nothing was imported", len(fields)), Fields: fields}
+	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string][]*keys.Key{"keys": ks})
+	out := importResponse{Keys: res.Keys, Count: res.Count, Skipped: res.Skipped, DryRun: req.DryRun}
+	status := http.StatusCreated
+	if req.DryRun {
+		out.Keys, status = []*keys.Key{}, http.StatusOK
+	}
+	if out.Keys == nil {
+		out.Keys = []*keys.Key{}
+	}
+	writeJSON(w, status, out)
 	return nil
 }
 

@@ -130,7 +130,7 @@ func TestBadInput(t *testing.T) {
 		{"import duplicates", "POST", "/v1/keys/import", `{"keys": [{"token": "same-1"}, {"token": "same-1"}]}`, 400, "invalid_request", []string{"keys[1].token"}},
 		{"import oversize metadata", "POST", "/v1/keys/import", `{"keys": [{"token": "abc", "metadata": ` + bigMeta + `}]}`, 400, "invalid_request", []string{"keys[0].metadata"}},
 		{"import expires_at past", "POST", "/v1/keys/import", `{"keys": [{"token": "abc", "expires_at": ` + past + `}]}`, 400, "invalid_request", []string{"keys[0].expires_at"}},
-		{"import existing token", "POST", "/v1/keys/import", `{"keys": [{"token": "` + token + `"}]}`, 409, "conflict", nil},
+		{"import existing token", "POST", "/v1/keys/import", `{"keys": [{"token": "` + token + `"}]}`, 409, "conflict", []string{"keys[0].token"}},
 		{"import too many", "POST", "/v1/keys/import", tooMany.String(), 400, "invalid_request", []string{"keys"}},
 
 		// POST /v1/validate

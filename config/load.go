@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+	yaml4 "go.yaml.in/yaml/v4"
 )
 
 // EnvPrefix starts the name of every environment override.
@@ -70,7 +72,18 @@ func parse(r io.Reader, environ []string) (*Config, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if r != nil {
-		if err := v.ReadConfig(r); err != nil {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		// yaml.v3, which viper uses, reports where the enclosing block
+		// starts rather than where the syntax breaks; v4's parser names the
+		// right line, so it checks the syntax first.
+		var doc any
+		if err := yaml4.Unmarshal(b, &doc); err != nil {
+			return nil, fmt.Errorf("parse yaml: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
 			return nil, fmt.Errorf("parse yaml: %w", err)
 		}
 	}

@@ -68,44 +68,14 @@ func insertError(what string, err error) error {
 }
 
 // ImportKeys imports existing tokens (or their hashes) from another system,
-// all or nothing. Imported tokens are stored only as a hash.
+// all or nothing. Imported tokens are stored only as a hash. It is Import
+// with the default options.
 func (s *Service) ImportKeys(ctx context.Context, ins []CreateKeyInput) ([]*Key, error) {
-	ks := make([]*Key, 0, len(ins))
-	hashes := make([][32]byte, 0, len(ins))
-	seen := make(map[[32]byte]bool, len(ins))
-	for i := range ins {
-		k, err := s.prepareKey(&ins[i], true)
-		if err != nil {
-			return nil, prefixFields(err, fmt.Sprintf("keys[%d].", i))
-		}
-		if seen[k.Hash] {
-			return nil, FieldError(fmt.Sprintf("keys[%d].token", i), "duplicate of an earlier key in this request")
-		}
-		seen[k.Hash] = true
-		ks = append(ks, k)
-		hashes = append(hashes, k.Hash)
-	}
-	err := s.update(ctx, func(tx Tx) error {
-		events := make([]AuditEvent, 0, len(ks))
-		for i, k := range ks {
-			if err := checkOwners(ctx, tx, k); err != nil {
-				return prefixFields(err, fmt.Sprintf("keys[%d].", i))
-			}
-			events = append(events, s.keyEvent(ctx, ActionKeyImported, k))
-		}
-		if err := tx.InsertKeys(ctx, ks); err != nil {
-			return err
-		}
-		if err := tx.InsertAudit(ctx, events...); err != nil {
-			return err
-		}
-		tx.Notify(Change{Hashes: hashes, Imported: int64(len(ks))})
-		return nil
-	})
+	res, err := s.Import(ctx, ins, ImportOptions{})
 	if err != nil {
-		return nil, insertError("import keys", err)
+		return nil, err
 	}
-	return ks, nil
+	return res.Keys, nil
 }
 
 func (s *Service) keyEvent(ctx context.Context, action string, k *Key) AuditEvent {
