@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// upstream is one base URL and its connection pool.
+type upstream struct {
+	name      string // the URL, for logs
+	hc        *fasthttp.HostClient
+	host      []byte // Host header
+	scheme    []byte
+	prefix    []byte       // base path, without a trailing slash
+	downUntil atomic.Int64 // unix ns; skipped by pick until then
+}
+
+func newUpstream(raw string, opts Options) (*upstream, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%q must be an http:// or https:// URL with a host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%q must not have a query, fragment or user info", raw)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		if u.Scheme == "https" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
+	dialTimeout, dial := opts.DialTimeout, opts.Dial
+	if dial == nil {
+		dial = fasthttp.DialTimeout
+	}
+	up := &upstream{
+		name:   raw,
+		host:   []byte(u.Host),
+		scheme: []byte(u.Scheme),
+		prefix: []byte(strings.TrimSuffix(u.EscapedPath(), "/")),
+	}
+	up.hc = &fasthttp.HostClient{
+		Addr:      addr,
+		IsTLS:     u.Scheme == "https",
+		TLSConfig: opts.UpstreamTLS,
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			return dial(addr, min(timeout, dialTimeout))
+		},
+		MaxConns:                 opts.MaxConnsPerUpstream,
+		MaxConnWaitTimeout:       opts.UpstreamTimeout,
+		MaxIdleConnDuration:      opts.IdleTimeout,
+		ReadTimeout:              opts.UpstreamTimeout,
+		WriteTimeout:             opts.UpstreamTimeout,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		StreamResponseBody:       true,
+		SecureErrorLogMessage:    true,
+		// One retry, only of a safe request whose reused connection had gone
+		// stale; a request with a streamed body is never retried.
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
+			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
+			return false, safe && !errors.Is(err, fasthttp.ErrTimeout)
+		},
+	}
+	return up, nil
+}
+
+// prepare points req at u: the Host header, the scheme and the base path.
+func (u *upstream) prepare(req *fasthttp.Request, buf []byte) []byte {
+	if len(u.prefix) > 0 {
+		buf = append(append(buf[:0], u.prefix...), req.Header.RequestURI()...)
+		req.SetRequestURIBytes(buf)
+	}
+	req.Header.SetHostBytes(u.host)
+	req.UseHostHeader = true
+	req.URI().SetSchemeBytes(u.scheme)
+	return buf
+}
+
+// markDown keeps pick away from u for a second after a failure.
+func (u *upstream) markDown(now time.Time) {
+	u.downUntil.Store(now.Add(time.Second).UnixNano())
+}
+
+// pick returns the next upstream in round robin, skipping upstreams that
+// recently failed unless all did.
+func (p *Proxy) pick() *upstream {
+	if len(p.ups) == 1 {
+		return p.ups[0]
+	}
+	n := uint64(len(p.ups))
+	start := p.next.Add(1)
+	now := p.now().UnixNano()
+	for i := uint64(0); i < n; i++ {
+		if u := p.ups[(start+i)%n]; u.downUntil.Load() <= now {
+			return u
+		}
+	}
+	return p.ups[start%n]
+}
