@@ -328,7 +328,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 	ctx.Response.Header.SetNoDefaultContentType(true)
 
 	t := p.now()
-	err := u.hc.DoDeadline(req, &ctx.Response, t.Add(p.upTimeout))
+	err := u.hc.Do(req, &ctx.Response) // the transport applies upTimeout
 	upstream := p.now().Sub(t)
 	if err != nil {
 		return p.upstreamFailed(ctx, u, err), upstream

@@ -56,16 +56,20 @@ func newUpstream(raw string, opts Options) (*upstream, error) {
 		IsTLS:     u.Scheme == "https",
 		TLSConfig: opts.UpstreamTLS,
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-			return dial(addr, min(timeout, dialTimeout))
+			c, err := dial(addr, min(timeout, dialTimeout))
+			if err != nil {
+				return nil, err
+			}
+			return &deadlineConn{Conn: c}, nil
 		},
+		// The transport bounds the whole exchange by UpstreamTimeout and
+		// streams only bodies that need it (see transport).
+		Transport:                &transport{timeout: opts.UpstreamTimeout},
 		MaxConns:                 opts.MaxConnsPerUpstream,
 		MaxConnWaitTimeout:       opts.UpstreamTimeout,
 		MaxIdleConnDuration:      opts.IdleTimeout,
-		ReadTimeout:              opts.UpstreamTimeout,
-		WriteTimeout:             opts.UpstreamTimeout,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
-		StreamResponseBody:       true,
 		SecureErrorLogMessage:    true,
 		// One retry, only of a safe request whose reused connection had gone
 		// stale; a request with a streamed body is never retried.
