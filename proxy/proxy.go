@@ -89,6 +89,8 @@ type Proxy struct {
 	m    *metrics.Metrics
 	log  *slog.Logger
 	now  func() time.Time
+	// realClock: now is time.Now, so fasthttp's request time can be the start.
+	realClock bool
 
 	ups       []*upstream
 	next      atomic.Uint64 // round robin
@@ -120,6 +122,7 @@ type Proxy struct {
 type reqState struct {
 	rw  rewriter
 	buf []byte
+	end time.Time // when the upstream answered; zero without one
 }
 
 var (
@@ -157,10 +160,12 @@ func New(g *Gate, opts Options) (*Proxy, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	realClock := opts.Now == nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	p := &Proxy{
+		realClock: realClock,
 		gate:      g,
 		m:         g.m,
 		log:       opts.Logger,
@@ -286,13 +291,23 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusNotFound, errNotFound)
 		return
 	}
-	start := p.now()
+	// Clock reads: fasthttp's own for the start (on the real clock), one
+	// before and one after the upstream, or one at the end without it.
+	start := ctx.Time()
+	if !p.realClock {
+		start = p.now()
+	}
 	st := p.states.Get().(*reqState)
+	st.end = time.Time{}
 	result, upstream := p.serve(ctx, st)
+	end := st.end
 	p.states.Put(st)
 	if p.m != nil {
+		if end.IsZero() {
+			end = p.now()
+		}
 		p.m.Request(result)
-		p.m.ObserveGateway(p.now().Sub(start) - upstream)
+		p.m.ObserveGateway(end.Sub(start) - upstream)
 		if upstream > 0 {
 			p.m.ObserveUpstream(upstream)
 		}
@@ -329,7 +344,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 
 	t := p.now()
 	err := u.hc.Do(req, &ctx.Response) // the transport applies upTimeout
-	upstream := p.now().Sub(t)
+	st.end = p.now()
+	upstream := st.end.Sub(t)
 	if err != nil {
 		return p.upstreamFailed(ctx, u, err), upstream
 	}
