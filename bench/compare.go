@@ -22,17 +22,21 @@ type target struct {
 	url  string
 }
 
-// Targets from the issue: keygate against the bare proxy in the same run.
+// Targets from issue 11: keygate against the minimal fasthttp proxy in the
+// same run.
 const (
-	minRatio   = 0.90
-	aimRatio   = 0.95
-	maxP99Over = 200 * time.Microsecond
+	minRatio   = 0.95
+	maxP99Over = 500 * time.Microsecond
 )
 
-func printHeader(e *env, other string) {
-	fmt.Printf("keygate load benchmark: bare vs %s, %d CPUs, GOMAXPROCS %d, %s\n", other, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+func printHeader(e *env, ts []target) {
+	var names []string
+	for _, t := range ts {
+		names = append(names, t.name)
+	}
+	fmt.Printf("keygate load benchmark: %s; %d CPUs, GOMAXPROCS %d, %s\n", strings.Join(names, ", "), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Printf("load: %s\n", e.load.name)
-	fmt.Printf("      %d connections, %v per run after a %v warm-up, %d rounds alternating the order\n", e.o.conns, e.o.duration, e.o.warmup, e.o.rounds)
+	fmt.Printf("      %d connections, %v per run after a %v warm-up, %d rounds rotating the order\n", e.o.conns, e.o.duration, e.o.warmup, e.o.rounds)
 	fmt.Printf("      each request: GET / with Authorization: Bearer <one of %d keys of %d owners, at random>\n", len(e.tokens), len(e.tokens))
 	fmt.Println("      (the load generator shares the machine's CPUs with the servers, equally for every target)")
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -85,17 +89,18 @@ func checkKeygate(ctx context.Context, url, token string) error {
 	return nil
 }
 
-// compare measures the bare proxy against the other target twice, each time
-// in rounds that alternate which goes first: first throughput, with every
-// connection busy all the time; then latency at a fixed rate that neither
-// target is saturated by. Latency under saturation is mostly time spent
-// queueing, so the p99 target is judged on the second.
-func (e *env) compare(ctx context.Context, base, other target) error {
+// compare measures every target against the first (the minimal proxy), in
+// rounds that rotate the order: first throughput, with every connection busy
+// all the time; then latency at a fixed rate, a share of the minimal proxy's
+// throughput. Latency under saturation is mostly time spent queueing, so the
+// p99 target is judged on the second.
+func (e *env) compare(ctx context.Context, ts []target, missing []string) error {
+	base := ts[0]
 	cfg := func(t target) loadgen.Config {
 		return loadgen.Config{URL: t.url, Tokens: e.tokens, Conns: e.o.conns, Duration: e.o.duration}
 	}
 	if e.o.warmup > 0 {
-		for _, t := range []target{base, other} {
+		for _, t := range ts {
 			fmt.Fprintf(os.Stderr, "# warm-up %s\n", t.name)
 			c := cfg(t)
 			c.Duration = e.o.warmup
@@ -106,21 +111,27 @@ func (e *env) compare(ctx context.Context, base, other target) error {
 	}
 
 	fmt.Printf("throughput: %s, every connection always busy\n", e.load.name)
-	b, o, per, err := e.rounds(ctx, base, other, func(ctx context.Context, t target) (loadgen.Result, error) {
+	med, per, err := e.rounds(ctx, ts, func(ctx context.Context, t target) (loadgen.Result, error) {
 		return e.load.run(ctx, cfg(t))
 	})
 	if err != nil {
 		return err
 	}
-	ratio := o.RPS() / b.RPS()
-	var ratios []string
-	for _, r := range per {
-		ratios = append(ratios, fmt.Sprintf("%.3f", r[1].RPS()/r[0].RPS()))
+	for _, m := range missing {
+		fmt.Printf("%-7s %s\n", "-", m)
 	}
-	fmt.Printf("throughput %s/%s: %.3f (median req/s over median req/s; per round %v)\n", other.name, base.name, ratio, ratios)
-	fmt.Printf("p99 delta at saturation: %+.3f ms (queueing-dominated; see the fixed-rate table)\n", ms(o.P99-b.P99))
-	if other.name == "keygate" {
-		fmt.Printf("target throughput ≥ %.2f× bare (aim %.2f×): %s\n", minRatio, aimRatio, verdict(ratio >= minRatio))
+	tw := newTable()
+	fmt.Fprintf(tw, "req/s ÷ %s\tmedian\tper round\tp99 at saturation\n", base.name)
+	for _, t := range ts {
+		var ratios []string
+		for i := range per[t.name] {
+			ratios = append(ratios, fmt.Sprintf("%.2f", per[t.name][i].RPS()/per[base.name][i].RPS()))
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\n", t.name, med[t.name].RPS()/med[base.name].RPS(), strings.Join(ratios, " "), fmtDur(med[t.name].P99))
+	}
+	tw.Flush()
+	if k, ok := med["keygate"]; ok {
+		fmt.Printf("target keygate ≥ %.2f× %s: %s\n", minRatio, base.name, verdict(k.RPS()/med[base.name].RPS() >= minRatio))
 	}
 	fmt.Println()
 
@@ -129,59 +140,64 @@ func (e *env) compare(ctx context.Context, base, other target) error {
 	}
 	rate := e.o.rate
 	if rate == 0 {
-		// A share of the slower target's throughput, so neither is saturated.
-		rate = math.Max(100, math.Round(math.Min(b.RPS(), o.RPS())*e.o.rateShare/100/100)*100)
+		// A share of the minimal proxy's throughput, so that no target is saturated.
+		rate = math.Max(100, math.Round(med[base.name].RPS()*e.o.rateShare/100/100)*100)
 	}
-	fmt.Printf("latency: Go generator, open loop at a fixed %.0f req/s over %d connections, counted from when each request was due\n", rate, e.o.conns)
-	b, o, _, err = e.rounds(ctx, base, other, func(ctx context.Context, t target) (loadgen.Result, error) {
+	rd := e.o.rateDur
+	if rd <= 0 {
+		rd = e.o.duration
+	}
+	fmt.Printf("latency: Go generator, open loop at a fixed %.0f req/s over %d connections for %v per run, counted from when each request was due\n", rate, e.o.conns, rd)
+	med, _, err = e.rounds(ctx, ts, func(ctx context.Context, t target) (loadgen.Result, error) {
 		c := cfg(t)
-		c.Rate = rate
+		c.Rate, c.Duration = rate, rd
 		return loadgen.RunGo(ctx, c)
 	})
 	if err != nil {
 		return err
 	}
-	delta := o.P99 - b.P99
-	fmt.Printf("latency delta %s-%s: p50 %+.3f ms, p99 %+.3f ms, p99.9 %+.3f ms\n", other.name, base.name, ms(o.P50-b.P50), ms(delta), ms(o.P999-b.P999))
-	if other.name == "keygate" {
-		fmt.Printf("target p99 ≤ bare p99 + %.1f ms: %s\n", ms(maxP99Over), verdict(delta <= maxP99Over))
+	b := med[base.name]
+	for _, t := range ts[1:] {
+		o := med[t.name]
+		fmt.Printf("latency %s − %s: p50 %+.3f ms, p99 %+.3f ms, p99.9 %+.3f ms\n", t.name, base.name, ms(o.P50-b.P50), ms(o.P99-b.P99), ms(o.P999-b.P999))
+	}
+	if k, ok := med["keygate"]; ok {
+		fmt.Printf("target keygate p99 ≤ %s p99 + %.1f ms: %s\n", base.name, ms(maxP99Over), verdict(k.P99-b.P99 <= maxP99Over))
 	}
 	return nil
 }
 
-// rounds runs each target once per round, alternating the order, prints
-// every run and the medians, and returns the medians and each round's pair
-// (base first).
-func (e *env) rounds(ctx context.Context, base, other target, run func(context.Context, target) (loadgen.Result, error)) (b, o loadgen.Result, per [][2]loadgen.Result, err error) {
+// rounds runs each target once per round, rotating the order so that each
+// goes first in turn, prints every run and the medians, and returns the
+// medians and each target's runs in round order.
+func (e *env) rounds(ctx context.Context, ts []target, run func(context.Context, target) (loadgen.Result, error)) (med map[string]loadgen.Result, per map[string][]loadgen.Result, err error) {
 	fmt.Printf(rowFmt, "round", "target", "req/s", "p50", "p99", "p99.9", "max", "non-2xx", "errors")
-	results := map[string][]loadgen.Result{}
+	per = map[string][]loadgen.Result{}
 	suspect := false
 	for r := range e.o.rounds {
-		order := []target{base, other}
-		if r%2 == 1 {
-			order = []target{other, base}
-		}
-		for _, t := range order {
+		for i := range ts {
+			t := ts[(i+r)%len(ts)]
 			if err := sleep(ctx, time.Second); err != nil { // let GC and usage flushes settle
-				return b, o, nil, err
+				return nil, nil, err
 			}
 			res, err := run(ctx, t)
 			if err != nil {
-				return b, o, nil, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+				return nil, nil, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
-			results[t.name] = append(results[t.name], res)
+			per[t.name] = append(per[t.name], res)
 			printRow(fmt.Sprint(r+1), t.name, res)
 			suspect = suspect || res.Non2xx > 0 || res.Errors > 0
 		}
-		per = append(per, [2]loadgen.Result{results[base.name][r], results[other.name][r]})
 	}
-	b, o = median(results[base.name]), median(results[other.name])
-	printRow("median", base.name, b)
-	printRow("median", other.name, o)
+	med = map[string]loadgen.Result{}
+	for _, t := range ts {
+		med[t.name] = median(per[t.name])
+		printRow("median", t.name, med[t.name])
+	}
 	if suspect {
 		fmt.Println("WARNING: some runs had non-2xx answers or errors; these numbers are suspect")
 	}
-	return b, o, per, nil
+	return med, per, nil
 }
 
 const rowFmt = "%-7s %-8s %9s %9s %9s %9s %9s %8s %7s\n"

@@ -1,9 +1,10 @@
 // Command bench is keygate's load benchmark. `go run ./bench` builds keygate
-// and the helpers, starts an echo upstream, a bare fasthttp proxy (the floor)
-// and keygate on 127.0.0.1, drives the proxies with the same load in
-// alternating rounds and prints throughput, latency percentiles and the
-// keygate/bare ratio; then floods keygate with unknown and malformed keys.
-// See bench/README.md.
+// and the helpers, starts an echo upstream, a minimal fasthttp proxy (the
+// reference), a bare fasthttp proxy doing keygate's header work, nginx and
+// HAProxy with key maps (when installed) and keygate on 127.0.0.1, drives
+// them with the same load in rounds that rotate the order and prints
+// throughput, latency percentiles and each one's ratio to the minimal proxy;
+// then floods keygate with unknown and malformed keys. See bench/README.md.
 package main
 
 import (
@@ -45,6 +46,8 @@ type options struct {
 	forwardAuth bool    // also nginx alone vs nginx + keygate forward auth (forward.go)
 	rate        float64 // fixed rate of the latency phase; 0 = rateShare of bare's req/s, < 0 = skip
 	rateShare   float64 // percent
+	rateDur     time.Duration
+	peers       bool
 }
 
 func main() {
@@ -65,8 +68,10 @@ func main() {
 	flag.IntVar(&o.touchN, "touch", 100_000, "distinct keys touched once each for -million")
 	flag.StringVar(&o.millionDB, "million-store", "sqlite", "store of the -million test: sqlite or postgres (a database made on -postgres, dropped after)")
 	flag.StringVar(&o.postgres, "postgres", defaultPostgres, "Postgres server for -million-store postgres")
-	flag.Float64Var(&o.rate, "rate", 0, "req/s of the fixed-rate latency phase (0: -rate-share of bare's median req/s; negative: skip)")
-	flag.Float64Var(&o.rateShare, "rate-share", 50, "percent of bare's throughput used as the fixed rate when -rate is 0")
+	flag.Float64Var(&o.rate, "rate", 0, "req/s of the fixed-rate latency phase (0: -rate-share of the minimal proxy's median req/s; negative: skip)")
+	flag.Float64Var(&o.rateShare, "rate-share", 50, "percent of the minimal proxy's throughput used as the fixed rate when -rate is 0")
+	flag.DurationVar(&o.rateDur, "rate-duration", 0, "length of each fixed-rate run (0: -duration)")
+	flag.BoolVar(&o.peers, "peers", true, "also measure nginx and HAProxy (when installed; -against keygate only)")
 	flag.BoolVar(&o.stream, "stream", true, "bare proxy streams bodies (match keygate)")
 	flag.BoolVar(&o.forwardAuth, "forward-auth", false, "also compare nginx alone with nginx + keygate forward auth (needs nginx; keygate only)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, databases)")
@@ -171,10 +176,15 @@ func run(ctx context.Context, o options) error {
 	if e.echo, err = e.startEcho(ctx); err != nil {
 		return err
 	}
+	minimal, err := e.startProxy(ctx, "minimal", "minproxy")
+	if err != nil {
+		return err
+	}
 	bare, err := e.startBare(ctx, "bare")
 	if err != nil {
 		return err
 	}
+	ts := []target{{name: "minimal", url: "http://" + minimal + "/"}, {name: "bare", url: "http://" + bare + "/"}}
 	var other target
 	var kg *keygateRun
 	switch o.against {
@@ -198,8 +208,24 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	printHeader(e, other.name)
-	if err := e.compare(ctx, target{name: "bare", url: "http://" + bare + "/"}, other); err != nil {
+	var missing []string
+	if kg != nil && o.peers {
+		for _, name := range []string{"nginx", "haproxy"} {
+			addr, why, err := e.startPeer(ctx, name)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				missing = append(missing, name+": not measured: "+why)
+				continue
+			}
+			ts = append(ts, target{name: name, url: "http://" + addr + "/"})
+		}
+	}
+	ts = append(ts, other)
+
+	printHeader(e, ts)
+	if err := e.compare(ctx, ts, missing); err != nil {
 		return err
 	}
 	if kg != nil && o.flood > 0 {
@@ -250,11 +276,13 @@ func (e *env) build(ctx context.Context) error {
 		}
 		return nil
 	}
-	fmt.Fprintln(os.Stderr, "# building echo and bareproxy")
-	if err := gobuild(e.dir+"/", "./bench/echo", "./bench/bareproxy"); err != nil {
+	fmt.Fprintln(os.Stderr, "# building echo, minproxy and bareproxy")
+	if err := gobuild(e.dir+"/", "./bench/echo", "./bench/minproxy", "./bench/bareproxy"); err != nil {
 		return err
 	}
-	e.bins["echo"], e.bins["bareproxy"] = e.dir+"/echo", e.dir+"/bareproxy"
+	for _, b := range []string{"echo", "minproxy", "bareproxy"} {
+		e.bins[b] = e.dir + "/" + b
+	}
 	if e.o.against != "keygate" {
 		return nil
 	}
@@ -283,18 +311,22 @@ func (e *env) startEcho(ctx context.Context) (string, error) {
 	return addr, waitTCP(ctx, p, addr, 10*time.Second)
 }
 
-func (e *env) startBare(ctx context.Context, name string) (string, error) {
+// startProxy starts a Go proxy helper (bin) in front of the upstream.
+func (e *env) startProxy(ctx context.Context, name, bin string, args ...string) (string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return "", err
 	}
-	p, err := startProc(name, e.dir+"/"+name+".log", e.bins["bareproxy"],
-		"-listen", addr, "-upstream", "http://"+e.echo, fmt.Sprintf("-stream=%v", e.o.stream))
+	p, err := startProc(name, e.dir+"/"+name+".log", e.bins[bin], append([]string{"-listen", addr, "-upstream", "http://" + e.echo}, args...)...)
 	if err != nil {
 		return "", err
 	}
 	e.ps.add(p)
 	return addr, waitTCP(ctx, p, addr, 10*time.Second)
+}
+
+func (e *env) startBare(ctx context.Context, name string) (string, error) {
+	return e.startProxy(ctx, name, "bareproxy", fmt.Sprintf("-stream=%v", e.o.stream))
 }
 
 // keygateRun is a started keygate and how to reach it.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,4 +130,51 @@ func TestKeygateConf(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", ck.name, ck.got, ck.want)
 		}
 	}
+}
+
+// TestPeerConfs checks the nginx and HAProxy configs the runner writes: they
+// bind only the given loopback address, map every token, and the installed
+// binaries (when there are any) accept them.
+func TestPeerConfs(t *testing.T) {
+	dir := t.TempDir()
+	tokens := []string{"kg_p_aaa", "kg_p_bbb"}
+	ng := nginxConf(dir, "127.0.0.1:18080", "127.0.0.1:18081", tokens, os.Geteuid() == 0)
+	hp := haproxyConf(dir+"/keys.map", "127.0.0.1:18082", "127.0.0.1:18081")
+	for _, want := range []string{"listen 127.0.0.1:18080;", `"Bearer kg_p_bbb" key-1;`, "server 127.0.0.1:18081;", "worker_processes 2;"} {
+		if !strings.Contains(ng, want) {
+			t.Errorf("nginx config lacks %q", want)
+		}
+	}
+	for _, want := range []string{"bind 127.0.0.1:18082", "nbthread 2", "stick-table", "server echo 127.0.0.1:18081"} {
+		if !strings.Contains(hp, want) {
+			t.Errorf("HAProxy config lacks %q", want)
+		}
+	}
+	if got := haproxyMap(tokens); got != "kg_p_aaa key-0\nkg_p_bbb key-1\n" {
+		t.Errorf("HAProxy map = %q", got)
+	}
+	if err := os.MkdirAll(dir+"/nginx-tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/keys.map", []byte(haproxyMap(tokens)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name, conf string, args ...string) {
+		bin, err := exec.LookPath(name)
+		if err != nil {
+			if bin, err = exec.LookPath("/usr/sbin/" + name); err != nil {
+				t.Logf("%s not installed: config not checked by it", name)
+				return
+			}
+		}
+		path := filepath.Join(dir, name+".conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, append(args, path)...).CombinedOutput(); err != nil {
+			t.Errorf("%s rejects its config: %v\n%s\n%s", name, err, out, conf)
+		}
+	}
+	check("nginx", ng, "-t", "-p", dir, "-e", dir+"/nginx-error.log", "-c")
+	check("haproxy", hp, "-c", "-f")
 }
