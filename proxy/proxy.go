@@ -252,7 +252,7 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	}
 	p.lns = append(p.lns, ln)
 	p.mu.Unlock()
-	return p.srv.Serve(ln)
+	return p.srv.Serve(newCoarseListener(ln, p.srv.ReadTimeout, p.srv.WriteTimeout, p.srv.IdleTimeout))
 }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for
