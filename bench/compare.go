@@ -20,6 +20,7 @@ import (
 type target struct {
 	name string
 	url  string
+	pgid int // process group of the server, for its CPU time; 0: not measured
 }
 
 // Targets from issue 11: keygate against the minimal fasthttp proxy in the
@@ -171,8 +172,9 @@ func (e *env) compare(ctx context.Context, ts []target, missing []string) error 
 // goes first in turn, prints every run and the medians, and returns the
 // medians and each target's runs in round order.
 func (e *env) rounds(ctx context.Context, ts []target, run func(context.Context, target) (loadgen.Result, error)) (med map[string]loadgen.Result, per map[string][]loadgen.Result, err error) {
-	fmt.Printf(rowFmt, "round", "target", "req/s", "p50", "p99", "p99.9", "max", "non-2xx", "errors")
+	fmt.Printf(rowFmt, "round", "target", "req/s", "p50", "p99", "p99.9", "max", "non-2xx", "errors", "CPU/req")
 	per = map[string][]loadgen.Result{}
+	cpu := map[string][]time.Duration{}
 	suspect := false
 	for r := range e.o.rounds {
 		for i := range ts {
@@ -180,19 +182,27 @@ func (e *env) rounds(ctx context.Context, ts []target, run func(context.Context,
 			if err := sleep(ctx, time.Second); err != nil { // let GC and usage flushes settle
 				return nil, nil, err
 			}
+			before := groupCPU(t.pgid)
 			res, err := run(ctx, t)
 			if err != nil {
 				return nil, nil, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
+			var c time.Duration
+			if t.pgid > 0 && res.Requests > 0 {
+				c = (groupCPU(t.pgid) - before) / time.Duration(res.Requests)
+			}
 			per[t.name] = append(per[t.name], res)
-			printRow(fmt.Sprint(r+1), t.name, res)
+			cpu[t.name] = append(cpu[t.name], c)
+			printRow(fmt.Sprint(r+1), t.name, res, c)
 			suspect = suspect || res.Non2xx > 0 || res.Errors > 0
 		}
 	}
 	med = map[string]loadgen.Result{}
 	for _, t := range ts {
 		med[t.name] = median(per[t.name])
-		printRow("median", t.name, med[t.name])
+		c := slices.Clone(cpu[t.name])
+		slices.Sort(c)
+		printRow("median", t.name, med[t.name], c[(len(c)-1)/2])
 	}
 	if suspect {
 		fmt.Println("WARNING: some runs had non-2xx answers or errors; these numbers are suspect")
@@ -200,10 +210,16 @@ func (e *env) rounds(ctx context.Context, ts []target, run func(context.Context,
 	return med, per, nil
 }
 
-const rowFmt = "%-7s %-8s %9s %9s %9s %9s %9s %8s %7s\n"
+const rowFmt = "%-7s %-8s %9s %9s %9s %9s %9s %8s %7s %8s\n"
 
-func printRow(round, name string, r loadgen.Result) {
-	fmt.Printf(rowFmt, round, name, fmt.Sprintf("%.0f", r.RPS()), fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999), fmtDur(r.Max), fmt.Sprint(r.Non2xx), fmt.Sprint(r.Errors))
+// printRow prints one run; cpu is the server's CPU time per request (its
+// whole process group, user and system), 0 when not measured.
+func printRow(round, name string, r loadgen.Result, cpu time.Duration) {
+	c := "-"
+	if cpu > 0 {
+		c = fmt.Sprintf("%.1fµs", float64(cpu)/1e3)
+	}
+	fmt.Printf(rowFmt, round, name, fmt.Sprintf("%.0f", r.RPS()), fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999), fmtDur(r.Max), fmt.Sprint(r.Non2xx), fmt.Sprint(r.Errors), c)
 }
 
 // median takes, field by field, the median over rounds (the lower middle one

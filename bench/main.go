@@ -55,7 +55,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured run")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run per target before round 1")
 	flag.IntVar(&o.conns, "conns", 64, "connections, one request in flight each")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every target once, alternating the order")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every target once, rotating the order")
 	flag.StringVar(&o.load, "load", "auto", "load generator: auto (wrk when installed, else go), wrk or go")
 	flag.StringVar(&o.against, "against", "keygate", "what to compare with the bare proxy: keygate, bare (a second bare proxy: harness self-test) or echo (the upstream, direct)")
 	flag.StringVar(&o.keygateBin, "keygate-bin", "", "prebuilt keygate binary (default: go build the repository root)")
@@ -184,7 +184,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	ts := []target{{name: "minimal", url: "http://" + minimal + "/"}, {name: "bare", url: "http://" + bare + "/"}}
+	ts := []target{{name: "minimal", url: "http://" + minimal + "/", pgid: e.ps.pgid("minimal")}, {name: "bare", url: "http://" + bare + "/", pgid: e.ps.pgid("bare")}}
 	var other target
 	var kg *keygateRun
 	switch o.against {
@@ -192,13 +192,13 @@ func run(ctx context.Context, o options) error {
 		if kg, err = e.startMainKeygate(ctx); err != nil {
 			return err
 		}
-		other = target{name: "keygate", url: "http://" + kg.conf.proxyAddr + "/"}
+		other = target{name: "keygate", url: "http://" + kg.conf.proxyAddr + "/", pgid: kg.p.pid()}
 	case "bare":
 		addr, err := e.startBare(ctx, "bare2")
 		if err != nil {
 			return err
 		}
-		other = target{name: "bare2", url: "http://" + addr + "/"}
+		other = target{name: "bare2", url: "http://" + addr + "/", pgid: e.ps.pgid("bare2")}
 	case "echo":
 		other = target{name: "echo", url: "http://" + e.echo + "/"}
 	}
@@ -219,7 +219,7 @@ func run(ctx context.Context, o options) error {
 				missing = append(missing, name+": not measured: "+why)
 				continue
 			}
-			ts = append(ts, target{name: name, url: "http://" + addr + "/"})
+			ts = append(ts, target{name: name, url: "http://" + addr + "/", pgid: e.ps.pgid(name)})
 		}
 	}
 	ts = append(ts, other)

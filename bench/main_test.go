@@ -178,3 +178,17 @@ func TestPeerConfs(t *testing.T) {
 	check("nginx", ng, "-t", "-p", dir, "-e", dir+"/nginx-error.log", "-c")
 	check("haproxy", hp, "-c", "-f")
 }
+
+func TestParseStat(t *testing.T) {
+	line := []byte("1234 (my (odd) proc) S 1 4321 4321 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0 100 0 0\n")
+	pg, ticks, ok := parseStat(line)
+	if !ok || pg != 4321 || ticks != 325 {
+		t.Fatalf("parseStat = %d, %d, %v; want 4321, 325, true", pg, ticks, ok)
+	}
+	if _, _, ok := parseStat([]byte("garbage")); ok {
+		t.Fatal("parsed garbage")
+	}
+	if groupCPU(os.Getpid()) < 0 {
+		t.Fatal("negative CPU time")
+	}
+}

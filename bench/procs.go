@@ -93,6 +93,17 @@ type procs []*proc
 
 func (ps *procs) add(p *proc) { *ps = append(*ps, p) }
 
+// pgid returns the process group of the last process started by that name
+// (its pid: each is started in a group of its own), or 0.
+func (ps procs) pgid(name string) int {
+	for i := len(ps) - 1; i >= 0; i-- {
+		if ps[i].name == name {
+			return ps[i].pid()
+		}
+	}
+	return 0
+}
+
 func (ps procs) stopAll() {
 	for i := len(ps) - 1; i >= 0; i-- {
 		ps[i].stop(5 * time.Second)
@@ -190,4 +201,53 @@ func rss(pid int) (cur, peak int64, err error) {
 		return 0, 0, errors.New("read rss: no VmRSS in /proc status")
 	}
 	return cur, peak, nil
+}
+
+// groupCPU returns the user and system CPU time used so far by the live
+// processes of process group pgid (a server and its workers: each server is
+// started in a group of its own), from /proc/<pid>/stat; 0 for pgid 0.
+func groupCPU(pgid int) time.Duration {
+	if pgid <= 0 {
+		return 0
+	}
+	dirs, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, d := range dirs {
+		if d.Name()[0] < '0' || d.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		pg, t, ok := parseStat(b)
+		if ok && pg == pgid {
+			ticks += t
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, 100 on Linux.
+const clockTicks = 100
+
+// parseStat returns the process group and utime+stime (in clock ticks) of a
+// /proc/<pid>/stat line. The command name may hold spaces and parentheses,
+// so fields are counted after its last ')'.
+func parseStat(b []byte) (pgrp int, ticks int64, ok bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	pg, err1 := strconv.Atoi(f[2])
+	ut, err2 := strconv.ParseInt(f[11], 10, 64)
+	st, err3 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0, 0, false
+	}
+	return pg, ut + st, true
 }
