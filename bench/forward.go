@@ -134,7 +134,7 @@ http {
 	}
 
 	fmt.Printf("forward auth: nginx alone vs nginx + keygate (auth_request, examples/forward-auth/nginx.conf), one nginx process\n\n")
-	return e.compare(ctx, target{name: "nginx", url: "http://" + alone + "/"}, target{name: "nginx+keygate", url: "http://" + withAuth + "/"})
+	return e.compare(ctx, []target{{name: "nginx", url: "http://" + alone + "/"}, {name: "nginx+keygate", url: "http://" + withAuth + "/"}}, nil)
 }
 
 // checkForwardAuth asks once with a valid key (want 200 and the key id

@@ -82,7 +82,8 @@ type Options struct {
 }
 
 // Proxy is keygate's proxy port: it checks each request's key through a
-// Gate and forwards what passes to an upstream, streaming both bodies.
+// Gate and forwards what passes to an upstream, streaming the bodies that
+// need it (see transport).
 // Create it with New; it is safe for concurrent use.
 type Proxy struct {
 	gate *Gate
