@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/keys"
 )
 
 func newCoarsePipe(t *testing.T, timeout time.Duration) (*coarseConn, net.Conn) {
@@ -98,4 +102,53 @@ func TestCoarseListenerWithoutTimeouts(t *testing.T) {
 	if _, ok := newCoarseListener(ln, 0, time.Second, 0).(*coarseListener); !ok {
 		t.Error("did not wrap a listener whose server sets deadlines")
 	}
+}
+
+// Through the real server: a request that stalls mid-header is cut off by
+// the read timeout, and an idle keep-alive connection by the idle timeout,
+// although the coarse listener keeps most deadlines it is asked for.
+func TestServerTimeoutsStillHold(t *testing.T) {
+	s := newStack(t, stackConfig{proxy: Options{ReadTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}})
+	_, tok := s.key(keys.CreateKeyInput{})
+	closed := func(t *testing.T, c net.Conn) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
+		_, err := io.ReadAll(c)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("the server kept the connection open")
+		}
+	}
+	t.Run("stalled header", func(t *testing.T) {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n") //nolint:errcheck
+		closed(t, c)
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for range 3 { // keep-alive requests, then silence
+			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n"+bearerHeader(tok)+"\r\n\r\n") //nolint:errcheck
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body) //nolint:errcheck
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
+		if _, err := br.ReadByte(); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("the server kept an idle connection open")
+		}
+	})
 }
