@@ -63,8 +63,9 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		hc.CloseConn(cc)
 		return true, timeoutErr(err)
 	}
-	closeConn := req.ConnectionClose() || resp.ConnectionClose()
 	status := resp.StatusCode()
+	// After a 101 the connection speaks another protocol: never pool it.
+	closeConn := req.ConnectionClose() || resp.ConnectionClose() || status == fasthttp.StatusSwitchingProtocols
 	if skipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		resp.SkipBody = true
 		hc.ReleaseReader(br)
