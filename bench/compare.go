@@ -21,7 +21,13 @@ type target struct {
 	name string
 	url  string
 	pgid int // process group of the server, for its CPU time; 0: not measured
+	// restart, when set, starts the server afresh (empty caches) before each
+	// of its fixed-rate runs, so that they include a cold start.
+	restart func(context.Context) (pgid int, err error)
 }
+
+// runFunc runs one load at one target.
+type runFunc func(context.Context, target) (loadgen.Result, error)
 
 // Targets from issue 11: keygate against the minimal fasthttp proxy in the
 // same run.
@@ -112,7 +118,7 @@ func (e *env) compare(ctx context.Context, ts []target, missing []string) error 
 	}
 
 	fmt.Printf("throughput: %s, every connection always busy\n", e.load.name)
-	med, per, err := e.rounds(ctx, ts, func(ctx context.Context, t target) (loadgen.Result, error) {
+	med, per, err := e.rounds(ctx, ts, false, func(ctx context.Context, t target) (loadgen.Result, error) {
 		return e.load.run(ctx, cfg(t))
 	})
 	if err != nil {
@@ -149,13 +155,27 @@ func (e *env) compare(ctx context.Context, ts []target, missing []string) error 
 		rd = e.o.duration
 	}
 	fmt.Printf("latency: Go generator, open loop at a fixed %.0f req/s over %d connections for %v per run, counted from when each request was due\n", rate, e.o.conns, rd)
-	med, _, err = e.rounds(ctx, ts, func(ctx context.Context, t target) (loadgen.Result, error) {
+	for i := range ts {
+		if ts[i].restart != nil {
+			fmt.Printf("(%s is restarted before each run: its first second is a cold start with %d distinct keys)\n", ts[i].name, len(e.tokens))
+		}
+	}
+	med, per, err = e.rounds(ctx, ts, true, func(ctx context.Context, t target) (loadgen.Result, error) {
 		c := cfg(t)
-		c.Rate, c.Duration = rate, rd
+		c.Rate, c.Duration, c.PerSecond = rate, rd, true
 		return loadgen.RunGo(ctx, c)
 	})
 	if err != nil {
 		return err
+	}
+	fmt.Println("worst second's p99 in each run (second counted from the run's start):")
+	for _, t := range ts {
+		var parts []string
+		for _, r := range per[t.name] {
+			w, at := r.WorstSecond()
+			parts = append(parts, fmt.Sprintf("%s at s%d", fmtDur(w), at))
+		}
+		fmt.Printf("  %-8s %s\n", t.name, strings.Join(parts, ", "))
 	}
 	b := med[base.name]
 	for _, t := range ts[1:] {
@@ -171,7 +191,7 @@ func (e *env) compare(ctx context.Context, ts []target, missing []string) error 
 // rounds runs each target once per round, rotating the order so that each
 // goes first in turn, prints every run and the medians, and returns the
 // medians and each target's runs in round order.
-func (e *env) rounds(ctx context.Context, ts []target, run func(context.Context, target) (loadgen.Result, error)) (med map[string]loadgen.Result, per map[string][]loadgen.Result, err error) {
+func (e *env) rounds(ctx context.Context, ts []target, cold bool, run runFunc) (med map[string]loadgen.Result, per map[string][]loadgen.Result, err error) {
 	fmt.Printf(rowFmt, "round", "target", "req/s", "p50", "p99", "p99.9", "max", "non-2xx", "errors", "CPU/req")
 	per = map[string][]loadgen.Result{}
 	cpu := map[string][]time.Duration{}
@@ -181,6 +201,14 @@ func (e *env) rounds(ctx context.Context, ts []target, run func(context.Context,
 			t := ts[(i+r)%len(ts)]
 			if err := sleep(ctx, time.Second); err != nil { // let GC and usage flushes settle
 				return nil, nil, err
+			}
+			if cold && t.restart != nil {
+				pg, err := t.restart(ctx)
+				if err != nil {
+					return nil, nil, fmt.Errorf("round %d, restart %s: %w", r+1, t.name, err)
+				}
+				t.pgid = pg
+				ts[(i+r)%len(ts)].pgid = pg
 			}
 			before := groupCPU(t.pgid)
 			res, err := run(ctx, t)

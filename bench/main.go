@@ -48,6 +48,7 @@ type options struct {
 	rateShare   float64 // percent
 	rateDur     time.Duration
 	peers       bool
+	coldStart   bool
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 0, "req/s of the fixed-rate latency phase (0: -rate-share of the minimal proxy's median req/s; negative: skip)")
 	flag.Float64Var(&o.rateShare, "rate-share", 50, "percent of the minimal proxy's throughput used as the fixed rate when -rate is 0")
 	flag.DurationVar(&o.rateDur, "rate-duration", 0, "length of each fixed-rate run (0: -duration)")
+	flag.BoolVar(&o.coldStart, "cold-start", true, "restart keygate before each fixed-rate run, so that its first second is a cold start")
 	flag.BoolVar(&o.peers, "peers", true, "also measure nginx and HAProxy (when installed; -against keygate only)")
 	flag.BoolVar(&o.stream, "stream", false, "bare proxy streams every body (keygate streams only bodies over 64 KiB or of unknown length; the echo answers 2 bytes)")
 	flag.BoolVar(&o.forwardAuth, "forward-auth", false, "also compare nginx alone with nginx + keygate forward auth (needs nginx; keygate only)")
@@ -193,6 +195,9 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		other = target{name: "keygate", url: "http://" + kg.conf.proxyAddr + "/", pgid: kg.p.pid()}
+		if o.coldStart {
+			other.restart = func(ctx context.Context) (int, error) { return e.restartKeygate(ctx, kg) }
+		}
 	case "bare":
 		addr, err := e.startBare(ctx, "bare2")
 		if err != nil {
@@ -377,6 +382,18 @@ func (e *env) startMainKeygate(ctx context.Context) (*keygateRun, error) {
 		return nil, err
 	}
 	return kg, nil
+}
+
+// restartKeygate stops keygate and starts it again on the same config and
+// database: the same keys and ports, empty caches.
+func (e *env) restartKeygate(ctx context.Context, kg *keygateRun) (int, error) {
+	kg.p.stop(5 * time.Second)
+	p, _, err := startKeygate(ctx, e.ps, "keygate", e.bins["keygate"], e.dir, kg.conf)
+	if err != nil {
+		return 0, err
+	}
+	kg.p = p
+	return p.pid(), nil
 }
 
 // newTokens returns n random well-formed keygate personal tokens, unknown to

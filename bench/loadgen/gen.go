@@ -38,6 +38,9 @@ type Config struct {
 	// hidden by the generator waiting for it (coordinated omission). wrk
 	// ignores it.
 	Rate float64
+	// PerSecond, when set, makes the Go generator also keep each second's
+	// latencies apart (counted by when the request was due), for Seconds.
+	PerSecond bool
 }
 
 // Result is what one run measured.
@@ -51,6 +54,21 @@ type Result struct {
 	P99      time.Duration
 	P999     time.Duration
 	Max      time.Duration
+	// Seconds holds the p99 of each second of the run (Go generator with
+	// Config.PerSecond only); a second without answers holds 0.
+	Seconds []time.Duration
+}
+
+// WorstSecond returns the highest per-second p99 and its second (0-based),
+// or 0, -1 without per-second figures.
+func (r Result) WorstSecond() (time.Duration, int) {
+	worst, at := time.Duration(0), -1
+	for i, d := range r.Seconds {
+		if d > worst {
+			worst, at = d, i
+		}
+	}
+	return worst, at
 }
 
 // RPS returns responses per second.
@@ -126,6 +144,10 @@ func RunGo(ctx context.Context, cfg Config) (Result, error) {
 		n, non2xx, errs uint64
 	}
 	tallies := make([]tally, cfg.Conns)
+	var (
+		secMu sync.Mutex
+		secs  []*Histogram // by the second a request was due
+	)
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
@@ -178,6 +200,18 @@ func RunGo(ctx context.Context, cfg Config) (Result, error) {
 					continue
 				}
 				t.h.Record(now.Sub(t0))
+				if cfg.PerSecond {
+					i := int(t0.Sub(start) / time.Second)
+					secMu.Lock()
+					for len(secs) <= i {
+						secs = append(secs, nil)
+					}
+					if secs[i] == nil {
+						secs[i] = new(Histogram)
+					}
+					secs[i].Record(now.Sub(t0))
+					secMu.Unlock()
+				}
 				t.n++
 				if c := resp.StatusCode(); c < 200 || c > 399 {
 					t.non2xx++
@@ -200,6 +234,13 @@ func RunGo(ctx context.Context, cfg Config) (Result, error) {
 		res.Errors += t.errs
 	}
 	res.P50, res.P99, res.P999, res.Max = h.Quantile(0.50), h.Quantile(0.99), h.Quantile(0.999), h.Max()
+	for _, sh := range secs {
+		var p time.Duration
+		if sh != nil {
+			p = sh.Quantile(0.99)
+		}
+		res.Seconds = append(res.Seconds, p)
+	}
 	return res, ctx.Err()
 }
 

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -60,13 +61,19 @@ func TestRunGo(t *testing.T) {
 }
 
 func TestRunGoFixedRate(t *testing.T) {
-	res, err := RunGo(context.Background(), Config{URL: serve(t), Tokens: []string{"good"}, Conns: 4, Duration: 500 * time.Millisecond, Rate: 1000})
+	res, err := RunGo(context.Background(), Config{URL: serve(t), Tokens: []string{"good"}, Conns: 4, Duration: 1500 * time.Millisecond, Rate: 1000, PerSecond: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1000/s for 0.5 s is 500 requests; the bounds leave room for a slow machine.
-	if res.Requests < 250 || res.Requests > 510 || res.Tool != "go-fixed-rate" {
-		t.Fatalf("got %d requests (%s), want about 500 at a fixed rate", res.Requests, res.Tool)
+	if len(res.Seconds) != 2 || res.Seconds[0] <= 0 || res.Seconds[1] <= 0 {
+		t.Fatalf("per-second p99s %v, want two seconds with answers", res.Seconds)
+	}
+	if worst, at := res.WorstSecond(); at < 0 || worst != res.Seconds[at] || worst < res.Seconds[1-at] {
+		t.Fatalf("WorstSecond = %v, %d for %v", worst, at, res.Seconds)
+	}
+	// 1000/s for 1.5 s is 1,500 requests; the bounds leave room for a slow machine.
+	if res.Requests < 750 || res.Requests > 1510 || res.Tool != "go-fixed-rate" {
+		t.Fatalf("got %d requests (%s), want about 1500 at a fixed rate", res.Requests, res.Tool)
 	}
 }
 
@@ -98,7 +105,7 @@ func TestParseWrk(t *testing.T) {
 	}
 	want := Result{Tool: "wrk", Requests: 1000, Non2xx: 7, Errors: 10, Elapsed: 2 * time.Second,
 		P50: 150 * time.Microsecond, P99: 900 * time.Microsecond, P999: 2500 * time.Microsecond, Max: 4 * time.Millisecond}
-	if res != want {
+	if !reflect.DeepEqual(res, want) {
 		t.Fatalf("got %+v\nwant %+v", res, want)
 	}
 	if res.RPS() != 500 {
