@@ -74,6 +74,13 @@ type Key struct {
 	ArchivedAt  *int64          `json:"archived_at"`
 	LastUsedAt  *int64          `json:"last_used_at"`
 	Imported    bool            `json:"imported"`
+	// Quota is a generic key's own quota; nil for none (and always for
+	// personal and org keys, whose quota belongs to their owner).
+	Quota *Quota `json:"-"`
+	// RolledFrom and RolledTo link a key to the one it was rolled from and
+	// the one it was rolled into (SPEC §11); "" for none.
+	RolledFrom *string `json:"rolled_from"`
+	RolledTo   *string `json:"rolled_to"`
 
 	Hash [32]byte `json:"-"`
 }
@@ -143,6 +150,7 @@ type User struct {
 	Enabled   bool            `json:"enabled"`
 	Metadata  json.RawMessage `json:"metadata"`
 	RateLimit *RateLimit      `json:"rate_limit"`
+	Quota     *Quota          `json:"-"`
 	CreatedAt int64           `json:"created_at"`
 	UpdatedAt int64           `json:"updated_at"`
 	Orgs      []UserOrg       `json:"orgs,omitempty"`
@@ -161,6 +169,7 @@ type Org struct {
 	Name      string          `json:"name"`
 	Metadata  json.RawMessage `json:"metadata"`
 	RateLimit *RateLimit      `json:"rate_limit"`
+	Quota     *Quota          `json:"-"`
 	CreatedAt int64           `json:"created_at"`
 	UpdatedAt int64           `json:"updated_at"`
 	Members   []Member        `json:"members,omitempty"`
@@ -193,6 +202,7 @@ const (
 	ActionKeyArchived     = "api_key.archived"
 	ActionKeyDeleted      = "api_key.deleted"
 	ActionKeyImported     = "api_key.imported"
+	ActionKeyRolled       = "api_key.rolled"
 	ActionUserUpserted    = "user.upserted"
 	ActionUserBlocked     = "user.blocked"
 	ActionUserUnblocked   = "user.unblocked"
