@@ -73,6 +73,22 @@ type Result struct {
 	Reset    time.Duration
 }
 
+type window struct{ start, end int64 }
+
+// window returns Window(p, now) through the cache.
+func (e *Engine) window(p keys.QuotaPeriod, now time.Time) (start, end int64) {
+	if p != keys.PeriodDay && p != keys.PeriodMonth {
+		return Window(p, now)
+	}
+	t := now.Unix()
+	if w := e.windows[p].Load(); w != nil && t >= w.start && t < w.end {
+		return w.start, w.end
+	}
+	start, end = Window(p, now)
+	e.windows[p].Store(&window{start, end})
+	return start, end
+}
+
 // countKey names one owner's period.
 type countKey struct {
 	owner  string
@@ -114,6 +130,10 @@ type Engine struct {
 	seed     maphash.Seed
 
 	shards [shardCount]shard
+
+	// windows caches the current period of each kind, so a check computes
+	// calendar dates only when a period ends.
+	windows [4]atomic.Pointer[window]
 
 	// flushMu serialises flushes and first loads, so that a load sees each
 	// count either in the store or in pending, never in neither or both.
@@ -183,7 +203,7 @@ func (e *Engine) Use(ctx context.Context, owner string, q keys.Quota, cost int64
 		return Result{Allowed: true}, nil
 	}
 	now := e.now()
-	start, end := Window(q.Period, now)
+	start, end := e.window(q.Period, now)
 	k := countKey{owner: owner, period: q.Period, start: start}
 	var (
 		used    int64
@@ -216,7 +236,7 @@ func (e *Engine) Peek(ctx context.Context, owner string, q keys.Quota) (Result, 
 		return Result{Allowed: true}, nil
 	}
 	now := e.now()
-	start, end := Window(q.Period, now)
+	start, end := e.window(q.Period, now)
 	k := countKey{owner: owner, period: q.Period, start: start}
 	var (
 		used int64
