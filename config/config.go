@@ -27,6 +27,7 @@ type Config struct {
 	Cache      Cache      `config:"cache"`
 	Keys       Keys       `config:"keys"`
 	RateLimits RateLimits `config:"rate_limits"`
+	Quotas     Quotas     `config:"quotas"`
 	Limiter    Limiter    `config:"limiter"`
 	Usage      Usage      `config:"usage"`
 	Portal     Portal     `config:"portal"`
@@ -142,6 +143,21 @@ type RateLimit struct {
 	Window time.Duration `config:"window"`
 }
 
+// Quotas holds the per-owner request allowance of each key type (SPEC §12);
+// a user, org or generic key may carry its own quota that overrides these.
+type Quotas struct {
+	Personal Quota `config:"personal"`
+	Org      Quota `config:"org"`
+	Generic  Quota `config:"generic"`
+}
+
+// Quota allows Limit requests per Period ("day", "month" or "total").
+// Limit 0 means no quota.
+type Quota struct {
+	Limit  int64  `config:"limit"`
+	Period string `config:"period"`
+}
+
 // Limiter selects and tunes the rate limiter backend.
 type Limiter struct {
 	Backend   string `config:"backend"` // "memory" or "redis"
@@ -176,6 +192,9 @@ type Portal struct {
 	AccentColor string        `config:"accent_color"` // #rgb or #rrggbb
 	LinkTTL     time.Duration `config:"link_ttl"`     // portal links without ttl_seconds
 	SessionTTL  time.Duration `config:"session_ttl"`  // portal session cookie
+	// RollGraceOptions are the grace periods offered when rolling a key, as
+	// Go durations from 0s to 720h.
+	RollGraceOptions []string `config:"roll_grace_options"`
 }
 
 // Log configures logging.
@@ -203,6 +222,7 @@ func (l Log) SlogLevel() slog.Level {
 // config.example.yaml spells it out. Lists are empty, never nil.
 func Default() Config {
 	window := RateLimit{Limit: 0, Window: time.Minute}
+	quota := Quota{Limit: 0, Period: "month"}
 	return Config{
 		Proxy: Proxy{
 			Listen:              ":8080",
@@ -236,6 +256,7 @@ func Default() Config {
 			Generic:           KeyType{Enabled: true},
 		},
 		RateLimits: RateLimits{Personal: window, Org: window, Generic: window},
+		Quotas:     Quotas{Personal: quota, Org: quota, Generic: quota},
 		Limiter: Limiter{
 			Backend:       "memory",
 			RedisAddr:     "127.0.0.1:6379",
@@ -251,14 +272,15 @@ func Default() Config {
 			MinuteRetention: 48 * time.Hour,
 		},
 		Portal: Portal{
-			Path:        "/_keygate/portal",
-			PublicURL:   "",
-			OrgKeyRoles: []string{"Owner", "Admin"},
-			Title:       "API keys",
-			LogoURL:     "",
-			AccentColor: "#4f46e5",
-			LinkTTL:     15 * time.Minute,
-			SessionTTL:  time.Hour,
+			Path:             "/_keygate/portal",
+			PublicURL:        "",
+			OrgKeyRoles:      []string{"Owner", "Admin"},
+			Title:            "API keys",
+			LogoURL:          "",
+			AccentColor:      "#4f46e5",
+			LinkTTL:          15 * time.Minute,
+			SessionTTL:       time.Hour,
+			RollGraceOptions: []string{"0s", "1h", "24h", "168h"},
 		},
 		Log:             Log{Format: "text", Level: "info"},
 		ShutdownTimeout: 15 * time.Second,

@@ -155,6 +155,16 @@ func (c *Config) problems() []Problem {
 		v.positive("rate_limits."+r.typ+".window", r.Window)
 	}
 
+	for _, q := range []struct {
+		typ string
+		q   Quota
+	}{{"personal", c.Quotas.Personal}, {"org", c.Quotas.Org}, {"generic", c.Quotas.Generic}} {
+		if q.q.Limit < 0 {
+			v.add("quotas."+q.typ+".limit", "must not be negative (0 means no quota), got %d", q.q.Limit)
+		}
+		v.oneOf("quotas."+q.typ+".period", q.q.Period, "day", "month", "total")
+	}
+
 	l := c.Limiter
 	v.oneOf("limiter.backend", l.Backend, "memory", "redis")
 	if l.RedisAddr != "" || l.Backend == "redis" {
@@ -196,6 +206,14 @@ func (c *Config) problems() []Problem {
 		v.add("portal.accent_color", "%q is not a hex colour (like #4f46e5 or #fff)", po.AccentColor)
 	}
 	v.positive("portal.link_ttl", po.LinkTTL)
+	if len(po.RollGraceOptions) == 0 {
+		v.add("portal.roll_grace_options", "must offer at least one grace period")
+	}
+	for i, g := range po.RollGraceOptions {
+		if d, err := time.ParseDuration(g); err != nil || d < 0 || d > 720*time.Hour {
+			v.add(fmt.Sprintf("portal.roll_grace_options[%d]", i), "%q is not a duration from 0s to 720h", g)
+		}
+	}
 	v.positive("portal.session_ttl", po.SessionTTL)
 
 	v.oneOf("log.format", c.Log.Format, "text", "json")
