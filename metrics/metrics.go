@@ -28,6 +28,7 @@ const (
 	ResultUpstreamTimeout
 	ResultTooLarge
 	ResultStoreError
+	ResultQuotaExceeded
 	numResults
 )
 
@@ -42,6 +43,7 @@ var resultNames = [numResults]string{
 	ResultUpstreamTimeout: "upstream_timeout",
 	ResultTooLarge:        "too_large",
 	ResultStoreError:      "store_error",
+	ResultQuotaExceeded:   "quota_exceeded",
 }
 
 func (r Result) String() string {

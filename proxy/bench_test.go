@@ -50,7 +50,7 @@ func benchGates(b *testing.B, s *stack) (plain, full *Gate, token []byte) {
 		opts.Now = time.Now
 		g := NewGate(s.svc, c, opts)
 		for i := 0; ; i++ {
-			if _, _, err := g.check(context.Background(), []byte(tok)); err != nil {
+			if _, _, err := g.check(context.Background(), []byte(tok), 1); err != nil {
 				b.Fatal(err)
 			}
 			c.rc.Wait()
@@ -80,7 +80,7 @@ func BenchmarkCacheHit(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
 				for pb.Next() {
-					if _, _, err := bb.g.check(ctx, tok); err != nil {
+					if _, _, err := bb.g.check(ctx, tok, 1); err != nil {
 						b.Fatal(err)
 					}
 				}

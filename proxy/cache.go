@@ -34,6 +34,9 @@ type CacheOptions struct {
 	// Limits is the rate limit of each key type (indexed by keys.Type),
 	// used for owners without a limit of their own. The zero Limit is unlimited.
 	Limits [4]limiter.Limit
+	// Quotas is the quota of each key type (indexed by keys.Type), used for
+	// owners without a quota of their own. The zero Quota is none.
+	Quotas [4]keys.Quota
 	// Now returns the current time; nil means time.Now. It must be the
 	// clock of the Gate using the cache.
 	Now func() time.Time
@@ -65,6 +68,7 @@ type Cache struct {
 	ttl    time.Duration
 	negTTL time.Duration
 	limits [4]limiter.Limit
+	quotas [4]keys.Quota
 	now    func() time.Time
 
 	gen atomic.Uint64 // generation of the latest Invalidate
@@ -123,6 +127,7 @@ type entry struct {
 	keyID      string
 	owner      string
 	limit      limiter.Limit
+	quota      keys.Quota
 	hdr        [numIdentityHeaders][]byte // identity header values; nil = header absent
 }
 
@@ -170,6 +175,7 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		ttl:       opts.TTL,
 		negTTL:    opts.NegativeTTL,
 		limits:    opts.Limits,
+		quotas:    opts.Quotas,
 		now:       opts.Now,
 		tombs:     make(map[tombKey]tomb),
 		hashTombs: make(map[[32]byte]tomb),
@@ -421,6 +427,11 @@ func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires 
 		e.limit = limiter.Limit{Limit: r.Limit, Window: r.Window}
 	} else if k.Type < keys.Type(len(c.limits)) {
 		e.limit = c.limits[k.Type]
+	}
+	if q := id.OwnerQuota(); q != nil {
+		e.quota = *q
+	} else if k.Type < keys.Type(len(c.quotas)) {
+		e.quota = c.quotas[k.Type]
 	}
 
 	e.hdr[hdrKeyID] = headerValue(k.ID)

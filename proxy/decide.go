@@ -5,15 +5,14 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
 )
 
 // decision is what decide made of a request.
 type decision struct {
-	e      *entry         // the key's cache entry; nil on a public path
-	res    limiter.Result // the rate limit's answer, for RateLimit-* headers
-	cred   credential     // the key presented, if looked for
+	e      *entry     // the key's cache entry; nil on a public path
+	res    Decision   // the rate limit's and quota's answers, for RateLimit-* and X-Quota-* headers
+	cred   credential // the key presented, if looked for
 	result metrics.Result
 }
 
@@ -41,7 +40,7 @@ func (p *Proxy) decide(ctx *fasthttp.RequestCtx, st *reqState, h *fasthttp.Reque
 	var err error
 	// Not ctx: fasthttp cancels it when shutdown begins, and requests
 	// under way should still finish.
-	d.e, d.res, err = p.gate.check(context.Background(), d.cred.token)
+	d.e, d.res, err = p.gate.check(context.Background(), d.cred.token, 1)
 	if err != nil {
 		d.result = p.reject(ctx, st, err, d.res)
 		return d, false

@@ -110,9 +110,7 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *reqState) metrics.Result
 		}
 		resp.Header.SetCanonical(name, v)
 	}
-	if d.res.Limit > 0 {
-		st.buf = setRateLimit(&resp.Header, d.res, st.buf)
-	}
+	st.buf = setLimitHeaders(&resp.Header, d.res, st.buf)
 	return d.result
 }
 

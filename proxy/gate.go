@@ -11,6 +11,7 @@ import (
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/quota"
 )
 
 // ErrStoreUnavailable wraps the error of a key lookup that failed for
@@ -24,6 +25,12 @@ type Limiter interface {
 	Allow(ctx context.Context, owner string, l limiter.Limit) (limiter.Result, error)
 }
 
+// Quotas counts a request against its owner's quota; *quota.Engine is one.
+// On a backend error it returns the Result its policy decided, with the error.
+type Quotas interface {
+	Use(ctx context.Context, owner string, q keys.Quota, cost int64) (quota.Result, error)
+}
+
 // Recorder counts validated requests per key; *usage.Recorder is one.
 type Recorder interface {
 	Record(keyID string, allowed bool)
@@ -32,6 +39,7 @@ type Recorder interface {
 // GateOptions configure a Gate. Nil fields turn their step off.
 type GateOptions struct {
 	Limiter  Limiter          // nil: no rate limits
+	Quotas   Quotas           // nil: no quotas
 	Recorder Recorder         // nil: usage is not counted
 	Metrics  *metrics.Metrics // nil: nothing is measured
 	// Now returns the time keys expire against; nil means time.Now.
@@ -48,6 +56,7 @@ type Gate struct {
 	cache   *Cache
 	enabled func(keys.Type) bool
 	limiter Limiter
+	quotas  Quotas
 	usage   Recorder
 	m       *metrics.Metrics
 	now     func() time.Time
@@ -64,40 +73,60 @@ func NewGate(svc *keys.Service, cache *Cache, opts GateOptions) *Gate {
 		cache:   cache,
 		enabled: svc.Enabled,
 		limiter: opts.Limiter,
+		quotas:  opts.Quotas,
 		usage:   opts.Recorder,
 		m:       opts.Metrics,
 		now:     opts.Now,
 	}
 }
 
-// Check validates token and applies its owner's rate limit. It returns the
-// identity and the limit's result, or one of keys.ErrInvalidKey,
-// keys.ErrExpiredKey, limiter.ErrLimited (with the Result filled in for
-// Retry-After) or an error wrapping ErrStoreUnavailable. A request with a
-// valid key is counted in usage as allowed or rate limited, and every call
-// is counted in Metrics by result. The returned Identity is shared: do not
-// modify it.
+// Decision is what the gate's limits said about one request: the rate
+// limit's result and, when the owner has a quota, the quota's (Limit 0
+// otherwise, and then no X-Quota-* headers are sent).
+type Decision struct {
+	Rate  limiter.Result
+	Quota quota.Result
+}
+
+// Check validates token, applies its owner's rate limit and then uses one
+// unit of its owner's quota. See CheckCost.
 func (g *Gate) Check(ctx context.Context, token string) (*keys.Identity, limiter.Result, error) {
-	e, res, err := g.check(ctx, unsafe.Slice(unsafe.StringData(token), len(token)))
+	id, d, err := g.CheckCost(ctx, token, 1)
+	return id, d.Rate, err
+}
+
+// CheckCost validates token, applies its owner's rate limit and, if the
+// request passes it, uses cost units of its owner's quota. It returns the
+// identity and the limits' decision, or one of keys.ErrInvalidKey,
+// keys.ErrExpiredKey, limiter.ErrLimited, quota.ErrExceeded (with the
+// Decision filled in for Retry-After) or an error wrapping
+// ErrStoreUnavailable. A request with a valid key is counted in usage as
+// allowed or refused (rate limited or over quota), and every call is
+// counted in Metrics by result. The returned Identity is shared: do not
+// modify it.
+func (g *Gate) CheckCost(ctx context.Context, token string, cost int64) (*keys.Identity, Decision, error) {
+	e, d, err := g.check(ctx, unsafe.Slice(unsafe.StringData(token), len(token)), cost)
 	if g.m != nil {
 		g.m.Request(resultOf(err))
 	}
 	if err != nil {
-		return nil, res, err
+		return nil, d, err
 	}
-	return e.id, res, nil
+	return e.id, d, nil
 }
 
-// check is Check for the proxy: token is only read, never kept, and the
-// answer is the cache entry, with its precomputed header values. It does not
-// count the request's result in Metrics (the proxy does, once it knows it).
-func (g *Gate) check(ctx context.Context, token []byte) (*entry, limiter.Result, error) {
+// check is CheckCost for the proxy (and forward auth): token is only read,
+// never kept, and the answer is the cache entry, with its precomputed header
+// values. It does not count the request's result in Metrics (the caller
+// does, once it knows it). Rate-limited and refused requests use no quota.
+func (g *Gate) check(ctx context.Context, token []byte, cost int64) (*entry, Decision, error) {
+	var d Decision
 	switch f, _ := g.tokens.Check(unsafe.String(unsafe.SliceData(token), len(token))); f {
 	case keys.FormatMalformed:
-		return nil, limiter.Result{}, keys.ErrInvalidKey
+		return nil, d, keys.ErrInvalidKey
 	case keys.FormatForeign:
 		if !g.svc.HasImported() {
-			return nil, limiter.Result{}, keys.ErrInvalidKey
+			return nil, d, keys.ErrInvalidKey
 		}
 	}
 	now := g.now()
@@ -120,29 +149,38 @@ func (g *Gate) check(ctx context.Context, token []byte) (*entry, limiter.Result,
 		}
 	}
 	if err != nil {
-		return nil, limiter.Result{}, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		return nil, d, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
 	if e.id == nil {
-		return nil, limiter.Result{}, keys.ErrInvalidKey
+		return nil, d, keys.ErrInvalidKey
 	}
 	if err := e.id.Check(now, g.enabled); err != nil {
-		return nil, limiter.Result{}, err
+		return nil, d, err
 	}
-	res := limiter.Result{Allowed: true}
+	d.Rate = limiter.Result{Allowed: true}
 	if g.limiter != nil && !e.limit.Unlimited() {
 		var lerr error
-		res, lerr = g.limiter.Allow(ctx, e.owner, e.limit)
+		d.Rate, lerr = g.limiter.Allow(ctx, e.owner, e.limit)
 		if lerr != nil && g.m != nil {
 			g.m.LimiterError() // the limiter's on_error policy decided res
 		}
 	}
+	d.Quota.Allowed = true
+	if d.Rate.Allowed && g.quotas != nil && !e.quota.None() {
+		// Errors were logged and counted by the engine; its policy decided.
+		d.Quota, _ = g.quotas.Use(ctx, e.owner, e.quota, cost)
+	}
+	allowed := d.Rate.Allowed && d.Quota.Allowed
 	if g.usage != nil {
-		g.usage.Record(e.keyID, res.Allowed)
+		g.usage.Record(e.keyID, allowed)
 	}
-	if !res.Allowed {
-		return e, res, limiter.ErrLimited
+	switch {
+	case !d.Rate.Allowed:
+		return e, d, limiter.ErrLimited
+	case !d.Quota.Allowed:
+		return e, d, quota.ErrExceeded
 	}
-	return e, res, nil
+	return e, d, nil
 }
 
 // resultOf maps a Check error to its metrics result.
@@ -152,6 +190,8 @@ func resultOf(err error) metrics.Result {
 		return metrics.ResultAllowed
 	case errors.Is(err, limiter.ErrLimited):
 		return metrics.ResultRateLimited
+	case errors.Is(err, quota.ErrExceeded):
+		return metrics.ResultQuotaExceeded
 	case errors.Is(err, keys.ErrExpiredKey):
 		return metrics.ResultExpiredKey
 	case errors.Is(err, keys.ErrInvalidKey):

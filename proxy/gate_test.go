@@ -250,7 +250,7 @@ func hammer(t *testing.T, s *stack, rv revocation, n int) {
 	token, change := rv.setup(t, s, n)
 	tok := []byte(token)
 	ctx := context.Background()
-	if e, _, err := s.gate.check(ctx, tok); rv.before(e, err) != nil {
+	if e, _, err := s.gate.check(ctx, tok, 1); rv.before(e, err) != nil {
 		err = rv.before(e, err)
 		t.Fatalf("before the change: %v", err)
 	}
@@ -274,7 +274,7 @@ func hammer(t *testing.T, s *stack, rv revocation, n int) {
 				default:
 				}
 				started := changed.Load()
-				e, _, err := s.gate.check(ctx, tok)
+				e, _, err := s.gate.check(ctx, tok, 1)
 				if !started {
 					before.Add(1)
 					continue
@@ -489,7 +489,7 @@ func TestGateCheckDoesNotAllocate(t *testing.T) {
 	b := []byte(tok)
 	ctx := context.Background()
 	warm(t, s, b)
-	if n := testing.AllocsPerRun(1000, func() { s.gate.check(ctx, b) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { s.gate.check(ctx, b, 1) }); n != 0 {
 		t.Errorf("%v allocations per check, want 0", n)
 	}
 	tokens := s.tokens
@@ -503,7 +503,7 @@ func warm(t testing.TB, s *stack, tok []byte) {
 	t.Helper()
 	h := sha256.Sum256(tok)
 	for i := 0; ; i++ {
-		if _, _, err := s.gate.check(context.Background(), tok); err != nil {
+		if _, _, err := s.gate.check(context.Background(), tok, 1); err != nil {
 			t.Fatal(err)
 		}
 		s.cache.rc.Wait()

@@ -22,6 +22,7 @@ import (
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/quota"
 )
 
 // Options configure a Proxy. Zero durations mean no limit unless a default
@@ -134,6 +135,9 @@ var (
 	hRateLimitRemain = []byte("Ratelimit-Remaining")
 	hRateLimitReset  = []byte("Ratelimit-Reset")
 	hRetryAfter      = []byte("Retry-After")
+	hQuotaLimit      = []byte("X-Quota-Limit")
+	hQuotaRemaining  = []byte("X-Quota-Remaining")
+	hQuotaReset      = []byte("X-Quota-Reset")
 	hWWWAuthenticate = []byte("Www-Authenticate")
 	challengeMissing = []byte(`Bearer realm="keygate"`)
 	challengeInvalid = []byte(`Bearer realm="keygate", error="invalid_token"`)
@@ -351,9 +355,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 		return p.upstreamFailed(ctx, u, err), upstream
 	}
 	st.rw.stripResponse(&ctx.Response.Header)
-	if res.Limit > 0 {
-		st.buf = setRateLimit(&ctx.Response.Header, res, st.buf)
-	}
+	st.buf = setLimitHeaders(&ctx.Response.Header, res, st.buf)
 	return result, upstream
 }
 
@@ -413,13 +415,11 @@ func (p *Proxy) rewrite(ctx *fasthttp.RequestCtx, st *reqState, e *entry, cred c
 }
 
 // reject answers a request the gate refused.
-func (p *Proxy) reject(ctx *fasthttp.RequestCtx, st *reqState, err error, res limiter.Result) metrics.Result {
+func (p *Proxy) reject(ctx *fasthttp.RequestCtx, st *reqState, err error, d Decision) metrics.Result {
 	switch {
 	case errors.Is(err, limiter.ErrLimited):
-		wait := max(ceilSeconds(res.RetryAfter), 1) // SPEC: wait_seconds >= 1
-		if res.Limit > 0 {
-			st.buf = setRateLimit(&ctx.Response.Header, res, st.buf[:0])
-		}
+		wait := max(ceilSeconds(d.Rate.RetryAfter), 1) // SPEC: wait_seconds >= 1
+		st.buf = setLimitHeaders(&ctx.Response.Header, d, st.buf[:0])
 		b := fasthttp.AppendUint(st.buf[:0], int(wait))
 		ctx.Response.Header.SetCanonical(hRetryAfter, b)
 		b = append(b[:0], `{"error":"rate_limited","message":"rate limit exceeded, retry in `...)
@@ -430,6 +430,11 @@ func (p *Proxy) reject(ctx *fasthttp.RequestCtx, st *reqState, err error, res li
 		writeError(ctx, fasthttp.StatusTooManyRequests, b)
 		st.buf = b
 		return metrics.ResultRateLimited
+	case errors.Is(err, quota.ErrExceeded):
+		st.buf = setLimitHeaders(&ctx.Response.Header, d, st.buf[:0])
+		st.buf = appendQuotaExceeded(&ctx.Response.Header, d.Quota, st.buf[:0])
+		writeError(ctx, fasthttp.StatusTooManyRequests, st.buf)
+		return metrics.ResultQuotaExceeded
 	case errors.Is(err, keys.ErrExpiredKey):
 		ctx.Response.Header.SetCanonical(hWWWAuthenticate, challengeInvalid)
 		writeError(ctx, fasthttp.StatusUnauthorized, errExpiredKey)
@@ -461,6 +466,48 @@ func (p *Proxy) upstreamFailed(ctx *fasthttp.RequestCtx, u *upstream, err error)
 	p.log.Warn("upstream unavailable", slog.String("upstream", u.name), slog.Any("err", err))
 	writeError(ctx, fasthttp.StatusBadGateway, errUpstreamDown)
 	return metrics.ResultUpstreamError
+}
+
+// setLimitHeaders adds the RateLimit-* headers (when a rate limit applies)
+// and the X-Quota-* headers (when a quota applies) for d, using buf as scratch.
+func setLimitHeaders(h *fasthttp.ResponseHeader, d Decision, buf []byte) []byte {
+	if d.Rate.Limit > 0 {
+		buf = setRateLimit(h, d.Rate, buf)
+	}
+	if d.Quota.Limit > 0 {
+		buf = setQuota(h, d.Quota, buf)
+	}
+	return buf
+}
+
+// setQuota adds the X-Quota-* headers for q; X-Quota-Reset (seconds to the
+// refill) is absent for a total quota, which never refills.
+func setQuota(h *fasthttp.ResponseHeader, q quota.Result, buf []byte) []byte {
+	buf = fasthttp.AppendUint(buf[:0], int(q.Limit))
+	h.SetCanonical(hQuotaLimit, buf)
+	buf = fasthttp.AppendUint(buf[:0], int(max(q.Remaining, 0)))
+	h.SetCanonical(hQuotaRemaining, buf)
+	if q.ResetsAt > 0 {
+		buf = fasthttp.AppendUint(buf[:0], int(ceilSeconds(q.Reset)))
+		h.SetCanonical(hQuotaReset, buf)
+	}
+	return buf
+}
+
+// appendQuotaExceeded sets Retry-After (unless the quota never refills) and
+// appends the 429 quota_exceeded body to b.
+func appendQuotaExceeded(h *fasthttp.ResponseHeader, q quota.Result, b []byte) []byte {
+	if q.ResetsAt <= 0 {
+		return append(b, `{"error":"quota_exceeded","message":"quota used up; it does not refill"}`...)
+	}
+	wait := max(ceilSeconds(q.Reset), 1)
+	b = fasthttp.AppendUint(b, int(wait))
+	h.SetCanonical(hRetryAfter, b)
+	b = append(b[:0], `{"error":"quota_exceeded","message":"quota used up, refills in `...)
+	b = fasthttp.AppendUint(b, int(wait))
+	b = append(b, ` s","wait_seconds":`...)
+	b = fasthttp.AppendUint(b, int(wait))
+	return append(b, '}')
 }
 
 // setRateLimit adds the RateLimit-* headers for res, using buf as scratch.
