@@ -11,6 +11,7 @@ import (
 
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
+	"github.com/keygate/keygate/quota"
 )
 
 // maxImportKeys bounds one import call; bigger imports are split by the caller.
@@ -343,7 +344,12 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
 
 type validateRequest struct {
 	APIKey string `json:"api_key"`
+	// Cost is the quota units the request uses (SPEC §12); nil means 1.
+	Cost *int64 `json:"cost"`
 }
+
+// maxCost bounds the quota units one validation may use.
+const maxCost = 1000
 
 // userInOrg is the creator's membership in an org key's org.
 type userInOrg struct {
@@ -360,24 +366,33 @@ type validateResponse struct {
 }
 
 // checkAPIKey validates token as a proxied request would (counting towards
-// usage and rate limits) and sets the RateLimit-* headers. It returns
-// keys.ErrInvalidKey, keys.ErrExpiredKey, a *rateLimitedError, or an error
-// answered as 501 or 503. POST /v1/validate and the PropelAuth routes share it.
-func (s *Server) checkAPIKey(w http.ResponseWriter, r *http.Request, token string) (*keys.Identity, error) {
+// usage, rate limits and cost units of quotas) and sets the RateLimit-* and
+// X-Quota-* headers. It returns keys.ErrInvalidKey, keys.ErrExpiredKey, a
+// *rateLimitedError or *quotaExceededError, or an error answered as 501 or 503. POST /v1/validate and the PropelAuth routes share it.
+func (s *Server) checkAPIKey(w http.ResponseWriter, r *http.Request, token string, cost int64) (*keys.Identity, error) {
 	if s.checker == nil {
 		return nil, errorf(http.StatusNotImplemented, codeNotImplemented, "validation is not enabled on this node")
 	}
-	id, res, err := s.checker.Check(r.Context(), token)
+	id, res, q, err := s.checker.CheckCost(r.Context(), token, cost)
+	h := w.Header()
 	if res.Limit > 0 {
-		h := w.Header()
 		h.Set("RateLimit-Limit", strconv.FormatInt(res.Limit, 10))
 		h.Set("RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
 		h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(res.Reset), 10))
+	}
+	if q.Limit > 0 {
+		h.Set("X-Quota-Limit", strconv.FormatInt(q.Limit, 10))
+		h.Set("X-Quota-Remaining", strconv.FormatInt(q.Remaining, 10))
+		if q.ResetsAt > 0 {
+			h.Set("X-Quota-Reset", strconv.FormatInt(ceilSeconds(q.Reset), 10))
+		}
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, limiter.ErrLimited):
 		return nil, &rateLimitedError{retryAfter: res.RetryAfter}
+	case errors.Is(err, quota.ErrExceeded):
+		return nil, &quotaExceededError{refill: q.Reset, refills: q.ResetsAt > 0}
 	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExpiredKey):
 		return nil, err
 	default:
@@ -402,7 +417,13 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 	if req.APIKey == "" {
 		return badField("api_key", "required")
 	}
-	id, err := s.checkAPIKey(w, r, req.APIKey)
+	cost := int64(1)
+	if req.Cost != nil {
+		if cost = *req.Cost; cost < 1 || cost > maxCost {
+			return badField("cost", fmt.Sprintf("must be from 1 to %d, got %d", maxCost, cost))
+		}
+	}
+	id, err := s.checkAPIKey(w, r, req.APIKey, cost)
 	if err != nil {
 		return err
 	}

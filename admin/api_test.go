@@ -16,6 +16,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/quota"
 )
 
 func TestKeyLifecycle(t *testing.T) {
@@ -266,6 +267,46 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("limited body = %s", r.body)
 	}
 	e.checker.limited.Store(false)
+
+	// Quotas (SPEC §12): cost 1–1000, default 1; 429 quota_exceeded with the
+	// wait until the refill, none for a quota that never refills.
+	for _, c := range []struct {
+		body   string
+		status int
+		cost   int64
+	}{
+		{`"cost": 0`, 400, 0}, {`"cost": 1001`, 400, 0}, {`"cost": "5"`, 400, 0}, {`"cost": 1.5`, 400, 0},
+		{`"cost": 1000`, 200, 1000}, {`"cost": 7`, 200, 7},
+	} {
+		e.checker.cost.Store(0)
+		r := e.call("POST", "/v1/validate", `{"api_key": "`+personal+`", `+c.body+`}`)
+		if r.status != c.status || e.checker.cost.Load() != c.cost {
+			t.Errorf("%s: %d %s (cost asked %d)", c.body, r.status, r.body, e.checker.cost.Load())
+		}
+		if c.status == 400 && !strings.Contains(string(r.body), "cost") {
+			t.Errorf("%s: error does not name cost: %s", c.body, r.body)
+		}
+	}
+	e.call("POST", "/v1/validate", `{"api_key": "`+personal+`"}`)
+	if e.checker.cost.Load() != 1 {
+		t.Errorf("default cost = %d, want 1", e.checker.cost.Load())
+	}
+	e.checker.quota.Store(&quota.Result{Allowed: true, Limit: 100, Remaining: 40, ResetsAt: 1, Reset: 90 * time.Second})
+	r = e.call("POST", "/v1/validate", `{"api_key": "`+personal+`"}`)
+	if r.status != 200 || r.header.Get("X-Quota-Limit") != "100" || r.header.Get("X-Quota-Remaining") != "40" || r.header.Get("X-Quota-Reset") != "90" {
+		t.Fatalf("quota headers: %d %v", r.status, r.header)
+	}
+	e.checker.quota.Store(&quota.Result{Limit: 100, ResetsAt: 1, Reset: 3601500 * time.Millisecond})
+	r = e.call("POST", "/v1/validate", `{"api_key": "`+personal+`"}`)
+	if m := r.obj(t); r.status != 429 || m["error"] != "quota_exceeded" || num(t, m, "wait_seconds") != 3602 || r.header.Get("Retry-After") != "3602" {
+		t.Fatalf("quota exceeded: %d %v %s", r.status, r.header, r.body)
+	}
+	e.checker.quota.Store(&quota.Result{Limit: 100})
+	r = e.call("POST", "/v1/validate", `{"api_key": "`+personal+`"}`)
+	if m := r.obj(t); r.status != 429 || m["error"] != "quota_exceeded" || m["wait_seconds"] != nil || r.header.Get("Retry-After") != "" || r.header.Get("X-Quota-Reset") != "" {
+		t.Fatalf("total quota exceeded: %d %v %s", r.status, r.header, r.body)
+	}
+	e.checker.quota.Store(nil)
 
 	e.checker.fail.Store(true)
 	if r := e.call("POST", "/v1/validate", `{"api_key": "`+personal+`"}`); r.status != 503 || r.obj(t)["error"] != "unavailable" || strings.Contains(string(r.body), "disk") {

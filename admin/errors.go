@@ -19,6 +19,7 @@ const (
 	codeInvalidKey       = "invalid_api_key"
 	codeExpiredKey       = "expired_api_key"
 	codeRateLimited      = "rate_limited"
+	codeQuotaExceeded    = "quota_exceeded"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeNotImplemented   = "not_implemented"
 	codeUnavailable      = "unavailable"
@@ -59,6 +60,15 @@ type rateLimitedError struct{ retryAfter time.Duration }
 
 func (e *rateLimitedError) Error() string { return "rate limited" }
 
+// quotaExceededError refuses a validation because the key's owner has used
+// its quota; refill is the time until it refills, when it refills at all.
+type quotaExceededError struct {
+	refill  time.Duration
+	refills bool
+}
+
+func (e *quotaExceededError) Error() string { return "quota exceeded" }
+
 var errUnauthorized = &httpError{status: http.StatusUnauthorized, code: codeUnauthorized,
 	message: "missing or wrong admin token: send Authorization: Bearer <admin token>"}
 
@@ -88,8 +98,16 @@ func errorResponse(err error) (int, errorBody) {
 		he *httpError
 		ke *keys.Error
 		rl *rateLimitedError
+		qe *quotaExceededError
 	)
 	switch {
+	case errors.As(err, &qe):
+		body.Error, body.Message = codeQuotaExceeded, "the key's owner has used its quota; it does not refill"
+		if qe.refills {
+			body.WaitSeconds = waitSeconds(qe.refill)
+			body.Message = "the key's owner has used its quota until it refills"
+		}
+		return http.StatusTooManyRequests, body
 	case errors.As(err, &rl):
 		body.Error, body.Message = codeRateLimited, "the key's owner is over its rate limit"
 		body.WaitSeconds = waitSeconds(rl.retryAfter)
@@ -143,7 +161,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keygate-admin"`)
 		}
 	case http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", strconv.FormatInt(body.WaitSeconds, 10))
+		if body.WaitSeconds > 0 { // absent for a quota that never refills
+			w.Header().Set("Retry-After", strconv.FormatInt(body.WaitSeconds, 10))
+		}
 	}
 	writeJSON(w, status, body)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
+	"github.com/keygate/keygate/quota"
 	"github.com/keygate/keygate/sqlite"
 )
 
@@ -40,20 +41,30 @@ type testChecker struct {
 	svc     *keys.Service
 	limited atomic.Bool
 	fail    atomic.Bool
+	quota   atomic.Pointer[quota.Result] // the quota result to answer; nil: none
+	cost    atomic.Int64                 // the last cost asked for
 }
 
-func (c *testChecker) Check(ctx context.Context, token string) (*keys.Identity, limiter.Result, error) {
+func (c *testChecker) CheckCost(ctx context.Context, token string, cost int64) (*keys.Identity, limiter.Result, quota.Result, error) {
+	c.cost.Store(cost)
 	if c.fail.Load() {
-		return nil, limiter.Result{}, errors.New("sqlite: disk I/O error")
+		return nil, limiter.Result{}, quota.Result{}, errors.New("sqlite: disk I/O error")
 	}
 	id, err := c.svc.Validate(ctx, token)
 	if err != nil {
-		return nil, limiter.Result{}, err
+		return nil, limiter.Result{}, quota.Result{}, err
 	}
 	if c.limited.Load() {
-		return id, limiter.Result{Limit: 10, Reset: 3 * time.Second, RetryAfter: 1500 * time.Millisecond}, limiter.ErrLimited
+		return id, limiter.Result{Limit: 10, Reset: 3 * time.Second, RetryAfter: 1500 * time.Millisecond}, quota.Result{}, limiter.ErrLimited
 	}
-	return id, limiter.Result{Allowed: true, Limit: 10, Remaining: 9, Reset: 5500 * time.Millisecond}, nil
+	rate := limiter.Result{Allowed: true, Limit: 10, Remaining: 9, Reset: 5500 * time.Millisecond}
+	if q := c.quota.Load(); q != nil {
+		if !q.Allowed {
+			return id, rate, *q, quota.ErrExceeded
+		}
+		return id, rate, *q, nil
+	}
+	return id, rate, quota.Result{}, nil
 }
 
 // testLinker mints fake portal links and counts its calls.

@@ -502,7 +502,7 @@ func (s *Server) propelValidate(w http.ResponseWriter, r *http.Request) error {
 	if req.APIKeyToken == "" {
 		return badField("api_key_token", "required")
 	}
-	id, err := s.checkAPIKey(w, r, req.APIKeyToken)
+	id, err := s.checkAPIKey(w, r, req.APIKeyToken, 1)
 	switch {
 	case errors.Is(err, keys.ErrExpiredKey):
 		return badField("api_key_token", "the API key has expired")

@@ -16,14 +16,16 @@ import (
 
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
+	"github.com/keygate/keygate/quota"
 )
 
 // Checker validates a token as a proxied request would: it counts towards
-// usage and rate limits. It returns keys.ErrInvalidKey, keys.ErrExpiredKey,
-// limiter.ErrLimited (with the Result that refused it), or any other error
-// when it could not decide (the store failed).
+// usage, rate limits and (cost units of) quotas. It returns
+// keys.ErrInvalidKey, keys.ErrExpiredKey, limiter.ErrLimited or
+// quota.ErrExceeded (with the Results that refused it), or any other error
+// when it could not decide (the store failed). *proxy.Gate is one.
 type Checker interface {
-	Check(ctx context.Context, token string) (*keys.Identity, limiter.Result, error)
+	CheckCost(ctx context.Context, token string, cost int64) (*keys.Identity, limiter.Result, quota.Result, error)
 }
 
 // PortalLinker mints single-use links to the self-service pages.

@@ -91,28 +91,28 @@ type Decision struct {
 // Check validates token, applies its owner's rate limit and then uses one
 // unit of its owner's quota. See CheckCost.
 func (g *Gate) Check(ctx context.Context, token string) (*keys.Identity, limiter.Result, error) {
-	id, d, err := g.CheckCost(ctx, token, 1)
-	return id, d.Rate, err
+	id, res, _, err := g.CheckCost(ctx, token, 1)
+	return id, res, err
 }
 
 // CheckCost validates token, applies its owner's rate limit and, if the
 // request passes it, uses cost units of its owner's quota. It returns the
-// identity and the limits' decision, or one of keys.ErrInvalidKey,
+// identity and the limits' results, or one of keys.ErrInvalidKey,
 // keys.ErrExpiredKey, limiter.ErrLimited, quota.ErrExceeded (with the
-// Decision filled in for Retry-After) or an error wrapping
+// results filled in for Retry-After) or an error wrapping
 // ErrStoreUnavailable. A request with a valid key is counted in usage as
 // allowed or refused (rate limited or over quota), and every call is
 // counted in Metrics by result. The returned Identity is shared: do not
 // modify it.
-func (g *Gate) CheckCost(ctx context.Context, token string, cost int64) (*keys.Identity, Decision, error) {
+func (g *Gate) CheckCost(ctx context.Context, token string, cost int64) (*keys.Identity, limiter.Result, quota.Result, error) {
 	e, d, err := g.check(ctx, unsafe.Slice(unsafe.StringData(token), len(token)), cost)
 	if g.m != nil {
 		g.m.Request(resultOf(err))
 	}
 	if err != nil {
-		return nil, d, err
+		return nil, d.Rate, d.Quota, err
 	}
-	return e.id, d, nil
+	return e.id, d.Rate, d.Quota, nil
 }
 
 // check is CheckCost for the proxy (and forward auth): token is only read,
