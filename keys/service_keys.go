@@ -21,6 +21,8 @@ type CreateKeyInput struct {
 	// Import only: the existing token, or its SHA-256 as 64 hex characters.
 	Token     string
 	TokenHash string
+	// Quota is a generic key's own quota; nil means its type's.
+	Quota *Quota
 }
 
 // CreateKey creates a key and returns it with its token, shown only now.
@@ -166,6 +168,10 @@ func (s *Service) prepareKey(in *CreateKeyInput, imported bool) (*Key, error) {
 	if msg != "" {
 		fe.add("metadata", msg)
 	}
+	if in.Quota != nil && typ != TypeGeneric {
+		fe.add("quota", "only generic keys carry a quota of their own; set it on the key's user or org")
+	}
+	checkQuota(fe, in.Quota)
 	var expiresAt *int64
 	// Imported keys keep working as they did: the default expiration applies
 	// only to keys keygate mints.
@@ -176,7 +182,7 @@ func (s *Service) prepareKey(in *CreateKeyInput, imported bool) (*Key, error) {
 		}
 	}
 	k := &Key{ID: NewID(), Type: typ, UserID: in.UserID, OrgID: in.OrgID, DisplayName: in.DisplayName,
-		Metadata: meta, CreatedAt: now.Unix(), ExpiresAt: expiresAt, Imported: imported}
+		Metadata: meta, CreatedAt: now.Unix(), ExpiresAt: expiresAt, Imported: imported, Quota: in.Quota}
 	if imported {
 		switch {
 		case in.Token != "" && in.TokenHash != "":
@@ -276,6 +282,9 @@ type KeyPatch struct {
 	Metadata    []byte
 	ExpiresAt   *int64
 	NeverExpire bool
+	// Quota sets a generic key's own quota; ClearQuota removes it.
+	Quota      *Quota
+	ClearQuota bool
 }
 
 // UpdateKey applies p to a key.
@@ -302,6 +311,7 @@ func (s *Service) UpdateKey(ctx context.Context, id string, p KeyPatch) (*Key, e
 	if p.ExpiresAt != nil && *p.ExpiresAt <= s.opts.Now().Unix() {
 		fe.add("expires_at", "must be in the future")
 	}
+	checkQuota(fe, p.Quota)
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
@@ -314,7 +324,17 @@ func (s *Service) UpdateKey(ctx context.Context, id string, p KeyPatch) (*Key, e
 		if k.Archived() {
 			return Errorf(EConflict, "key %s is archived and cannot be changed", id)
 		}
+		if (p.Quota != nil || p.ClearQuota) && k.Type != TypeGeneric {
+			return FieldError("quota", "only generic keys carry a quota of their own; set it on the key's user or org")
+		}
 		changed := map[string]any{}
+		if p.Quota != nil {
+			k.Quota = p.Quota
+			changed["quota"] = p.Quota
+		} else if p.ClearQuota {
+			k.Quota = nil
+			changed["quota"] = nil
+		}
 		if p.DisplayName != nil {
 			k.DisplayName = *p.DisplayName
 			changed["display_name"] = k.DisplayName

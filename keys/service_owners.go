@@ -25,6 +25,7 @@ func (s *Service) UpsertUser(ctx context.Context, in UserInput) (*User, error) {
 		in.Metadata = meta
 	}
 	checkRateLimit(fe, in.RateLimit)
+	checkQuota(fe, in.Quota)
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
@@ -47,6 +48,11 @@ func (s *Service) UpsertUser(ctx context.Context, in UserInput) (*User, error) {
 			u.RateLimit = in.RateLimit
 		} else if in.ClearRateLimit {
 			u.RateLimit = nil
+		}
+		if in.Quota != nil {
+			u.Quota = in.Quota
+		} else if in.ClearQuota {
+			u.Quota = nil
 		}
 		u.UpdatedAt = now
 		if err := tx.PutUser(ctx, u); err != nil {
@@ -205,6 +211,7 @@ func (s *Service) UpsertOrg(ctx context.Context, in OrgInput) (*Org, error) {
 		in.Metadata = meta
 	}
 	checkRateLimit(fe, in.RateLimit)
+	checkQuota(fe, in.Quota)
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
@@ -224,6 +231,11 @@ func (s *Service) UpsertOrg(ctx context.Context, in OrgInput) (*Org, error) {
 			o.RateLimit = in.RateLimit
 		} else if in.ClearRateLimit {
 			o.RateLimit = nil
+		}
+		if in.Quota != nil {
+			o.Quota = in.Quota
+		} else if in.ClearQuota {
+			o.Quota = nil
 		}
 		o.UpdatedAt = now
 		if err := tx.PutOrg(ctx, o); err != nil {

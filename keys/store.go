@@ -51,6 +51,7 @@ type Store interface {
 
 	UsageStore
 	SessionStore
+	QuotaStore
 
 	// Ping reports whether the store can serve: nil when reads work and
 	// writes commit. It fails when the database does not answer, or when
@@ -126,8 +127,8 @@ type Tx interface {
 	// (Hash included). ErrConflict when an id or hash already exists (in
 	// the store or twice in ks).
 	InsertKeys(ctx context.Context, ks []*Key) error
-	// UpdateKey stores k's DisplayName, Metadata and ExpiresAt; the other
-	// fields are left alone. ErrNotFound when k.ID does not exist.
+	// UpdateKey stores k's DisplayName, Metadata, ExpiresAt, Quota and
+	// RolledTo; the other fields are left alone. ErrNotFound when k.ID does not exist.
 	UpdateKey(ctx context.Context, k *Key) error
 	// ArchiveKeys sets ArchivedAt = at on every key matching sel that is
 	// not archived yet, and returns those keys as they now are, in creation
@@ -309,6 +310,8 @@ type UserInput struct {
 	Metadata       []byte
 	RateLimit      *RateLimit
 	ClearRateLimit bool
+	Quota          *Quota
+	ClearQuota     bool
 }
 
 // OrgInput upserts an org, with the same rules as UserInput.
@@ -318,6 +321,18 @@ type OrgInput struct {
 	Metadata       []byte
 	RateLimit      *RateLimit
 	ClearRateLimit bool
+	Quota          *Quota
+	ClearQuota     bool
+}
+
+// QuotaStore persists quota use (SPEC §12) per owner and period.
+type QuotaStore interface {
+	// QuotaUsed returns the use stored for owner's period of kind p that
+	// starts at start (0 when none).
+	QuotaUsed(ctx context.Context, owner string, p QuotaPeriod, start int64) (int64, error)
+	// AddQuotaUsage adds counts to what is stored, in one transaction (a
+	// failure adds nothing); counts from any number of nodes add up.
+	AddQuotaUsage(ctx context.Context, counts []QuotaCount) error
 }
 
 type actorKey struct{}

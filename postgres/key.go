@@ -11,15 +11,18 @@ import (
 	"github.com/keygate/keygate/keys"
 )
 
-const keyColumns = `id, hash, type, user_id, org_id, display_name, display, metadata, imported, created_at, expires_at, archived_at, last_used_at`
+const keyColumns = `id, hash, type, user_id, org_id, display_name, display, metadata, imported, created_at, expires_at, archived_at, last_used_at, q_limit, q_period, rolled_from, rolled_to`
 
 func scanKey(r pgx.Row, k *keys.Key, extra ...any) error {
 	var hash []byte
 	var meta string
-	dest := append([]any{&k.ID, &hash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &meta, &k.Imported, &k.CreatedAt, &k.ExpiresAt, &k.ArchivedAt, &k.LastUsedAt}, extra...)
+	var ql, qp *int64
+	dest := append([]any{&k.ID, &hash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &meta, &k.Imported, &k.CreatedAt, &k.ExpiresAt, &k.ArchivedAt, &k.LastUsedAt,
+		&ql, &qp, &k.RolledFrom, &k.RolledTo}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return err
 	}
+	k.Quota = quotaOf(ql, qp)
 	copy(k.Hash[:], hash)
 	k.Metadata = json.RawMessage(meta)
 	return nil
@@ -161,9 +164,10 @@ func (db *DB) CountKeys(ctx context.Context, now int64) (map[keys.Type]map[strin
 // role in one round trip: the cache-miss path. pgx prepares it once per
 // connection and reuses the plan.
 const lookupQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
+		k.q_limit, k.q_period, k.rolled_from, k.rolled_to,
 		u.id, u.email, u.enabled, u.metadata, u.rl_limit, u.rl_window_ms, u.created_at, u.updated_at,
 		o.id, o.name, o.metadata, o.rl_limit, o.rl_window_ms, o.created_at, o.updated_at,
-		m.role
+		m.role, u.q_limit, u.q_period, o.q_limit, o.q_period
 	FROM api_keys k
 	LEFT JOIN users u ON u.id = k.user_id AND k.user_id <> ''
 	LEFT JOIN orgs o ON o.id = k.org_id AND k.org_id <> ''
@@ -176,19 +180,21 @@ func (db *DB) LookupHash(ctx context.Context, hash [32]byte) (*keys.Identity, er
 	var uid, uemail, umeta, oid, oname, ometa, role *string
 	var uenabled *bool
 	var ulimit, uwin, ucreated, uupdated, olimit, owin, ocreated, oupdated *int64
+	var uql, uqp, oql, oqp *int64
 	err := scanKey(db.pool.QueryRow(ctx, lookupQuery, hash[:]), &id.Key,
 		&uid, &uemail, &uenabled, &umeta, &ulimit, &uwin, &ucreated, &uupdated,
-		&oid, &oname, &ometa, &olimit, &owin, &ocreated, &oupdated, &role)
+		&oid, &oname, &ometa, &olimit, &owin, &ocreated, &oupdated, &role,
+		&uql, &uqp, &oql, &oqp)
 	if err != nil {
 		return nil, fmt.Errorf("lookup key: %w", notFound(err))
 	}
 	if uid != nil {
 		id.User = &keys.User{ID: *uid, Email: *uemail, Enabled: *uenabled, Metadata: json.RawMessage(*umeta),
-			RateLimit: rateLimitOf(ulimit, uwin), CreatedAt: *ucreated, UpdatedAt: *uupdated}
+			RateLimit: rateLimitOf(ulimit, uwin), Quota: quotaOf(uql, uqp), CreatedAt: *ucreated, UpdatedAt: *uupdated}
 	}
 	if oid != nil {
 		id.Org = &keys.Org{ID: *oid, Name: *oname, Metadata: json.RawMessage(*ometa),
-			RateLimit: rateLimitOf(olimit, owin), CreatedAt: *ocreated, UpdatedAt: *oupdated}
+			RateLimit: rateLimitOf(olimit, owin), Quota: quotaOf(oql, oqp), CreatedAt: *ocreated, UpdatedAt: *oupdated}
 	}
 	if role != nil {
 		id.Role = *role
@@ -210,8 +216,10 @@ func (t *tx) InsertKeys(ctx context.Context, ks []*keys.Key) error {
 	// constraint failed as cleanly; a batch keeps it to one round trip.
 	b := &pgx.Batch{}
 	for _, k := range ks {
-		b.Queue(`INSERT INTO api_keys (`+keyColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
-			k.ID, k.Hash[:], int16(k.Type), k.UserID, k.OrgID, k.DisplayName, k.Display, jsonText(k.Metadata), k.Imported, k.CreatedAt, k.ExpiresAt, k.ArchivedAt, k.LastUsedAt)
+		ql, qp := quotaArgs(k.Quota)
+		b.Queue(`INSERT INTO api_keys (`+keyColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)`,
+			k.ID, k.Hash[:], int16(k.Type), k.UserID, k.OrgID, k.DisplayName, k.Display, jsonText(k.Metadata), k.Imported, k.CreatedAt, k.ExpiresAt, k.ArchivedAt, k.LastUsedAt,
+			ql, qp, k.RolledFrom, k.RolledTo)
 	}
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		if isUnique(err) {
@@ -224,8 +232,9 @@ func (t *tx) InsertKeys(ctx context.Context, ks []*keys.Key) error {
 
 // UpdateKey stores k's display name, metadata and expiry.
 func (t *tx) UpdateKey(ctx context.Context, k *keys.Key) error {
-	tag, err := t.tx.Exec(ctx, `UPDATE api_keys SET display_name = $1, metadata = $2, expires_at = $3 WHERE id = $4`,
-		k.DisplayName, jsonText(k.Metadata), k.ExpiresAt, k.ID)
+	ql, qp := quotaArgs(k.Quota)
+	tag, err := t.tx.Exec(ctx, `UPDATE api_keys SET display_name = $1, metadata = $2, expires_at = $3, q_limit = $4, q_period = $5, rolled_to = $6 WHERE id = $7`,
+		k.DisplayName, jsonText(k.Metadata), k.ExpiresAt, ql, qp, k.RolledTo, k.ID)
 	if err != nil {
 		return fmt.Errorf("update key: %w", err)
 	}

@@ -29,31 +29,33 @@ func rateLimitArgs(r *keys.RateLimit) (*int64, *int64) {
 	return &l, &w
 }
 
-const userColumns = `id, email, enabled, metadata, rl_limit, rl_window_ms, created_at, updated_at`
+const userColumns = `id, email, enabled, metadata, rl_limit, rl_window_ms, created_at, updated_at, q_limit, q_period`
 
 func scanUser(r pgx.Row) (*keys.User, error) {
 	var u keys.User
 	var meta string
-	var limit, win *int64
-	if err := r.Scan(&u.ID, &u.Email, &u.Enabled, &meta, &limit, &win, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	var limit, win, ql, qp *int64
+	if err := r.Scan(&u.ID, &u.Email, &u.Enabled, &meta, &limit, &win, &u.CreatedAt, &u.UpdatedAt, &ql, &qp); err != nil {
 		return nil, err
 	}
 	u.Metadata = json.RawMessage(meta)
 	u.RateLimit = rateLimitOf(limit, win)
+	u.Quota = quotaOf(ql, qp)
 	return &u, nil
 }
 
-const orgColumns = `id, name, metadata, rl_limit, rl_window_ms, created_at, updated_at`
+const orgColumns = `id, name, metadata, rl_limit, rl_window_ms, created_at, updated_at, q_limit, q_period`
 
 func scanOrg(r pgx.Row) (*keys.Org, error) {
 	var o keys.Org
 	var meta string
-	var limit, win *int64
-	if err := r.Scan(&o.ID, &o.Name, &meta, &limit, &win, &o.CreatedAt, &o.UpdatedAt); err != nil {
+	var limit, win, ql, qp *int64
+	if err := r.Scan(&o.ID, &o.Name, &meta, &limit, &win, &o.CreatedAt, &o.UpdatedAt, &ql, &qp); err != nil {
 		return nil, err
 	}
 	o.Metadata = json.RawMessage(meta)
 	o.RateLimit = rateLimitOf(limit, win)
+	o.Quota = quotaOf(ql, qp)
 	return &o, nil
 }
 
@@ -208,10 +210,12 @@ func (t *tx) GetMember(ctx context.Context, orgID, userID string) (*keys.Member,
 // PutUser inserts u or replaces every field but CreatedAt.
 func (t *tx) PutUser(ctx context.Context, u *keys.User) error {
 	limit, win := rateLimitArgs(u.RateLimit)
-	if _, err := t.tx.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+	ql, qp := quotaArgs(u.Quota)
+	if _, err := t.tx.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
 		ON CONFLICT (id) DO UPDATE SET email = excluded.email, enabled = excluded.enabled, metadata = excluded.metadata,
-		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at`,
-		u.ID, u.Email, u.Enabled, jsonText(u.Metadata), limit, win, u.CreatedAt, u.UpdatedAt); err != nil {
+		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at,
+		q_limit = excluded.q_limit, q_period = excluded.q_period`,
+		u.ID, u.Email, u.Enabled, jsonText(u.Metadata), limit, win, u.CreatedAt, u.UpdatedAt, ql, qp); err != nil {
 		return fmt.Errorf("put user: %w", err)
 	}
 	return nil
@@ -232,10 +236,12 @@ func (t *tx) DeleteUser(ctx context.Context, id string) error {
 // PutOrg inserts o or replaces every field but CreatedAt.
 func (t *tx) PutOrg(ctx context.Context, o *keys.Org) error {
 	limit, win := rateLimitArgs(o.RateLimit)
-	if _, err := t.tx.Exec(ctx, `INSERT INTO orgs (`+orgColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7)
+	ql, qp := quotaArgs(o.Quota)
+	if _, err := t.tx.Exec(ctx, `INSERT INTO orgs (`+orgColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, metadata = excluded.metadata,
-		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at`,
-		o.ID, o.Name, jsonText(o.Metadata), limit, win, o.CreatedAt, o.UpdatedAt); err != nil {
+		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at,
+		q_limit = excluded.q_limit, q_period = excluded.q_period`,
+		o.ID, o.Name, jsonText(o.Metadata), limit, win, o.CreatedAt, o.UpdatedAt, ql, qp); err != nil {
 		return fmt.Errorf("put org: %w", err)
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 	"github.com/keygate/keygate/keys"
 )
 
-const keyColumns = `id, hash, type, user_id, org_id, display_name, display, metadata, imported, created_at, expires_at, archived_at, last_used_at`
+const keyColumns = `id, hash, type, user_id, org_id, display_name, display, metadata, imported, created_at, expires_at, archived_at, last_used_at, q_limit, q_period, rolled_from, rolled_to`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -27,14 +27,17 @@ type querier interface {
 func scanKey(r scanner, k *keys.Key, extra ...any) error {
 	var hash []byte
 	var meta string
-	var exp, arch, used sql.NullInt64
-	dest := append(extra, &k.ID, &hash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &meta, &k.Imported, &k.CreatedAt, &exp, &arch, &used)
+	var exp, arch, used, ql, qp sql.NullInt64
+	var from, to sql.NullString
+	dest := append(extra, &k.ID, &hash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &meta, &k.Imported, &k.CreatedAt, &exp, &arch, &used,
+		&ql, &qp, &from, &to)
 	if err := r.Scan(dest...); err != nil {
 		return err
 	}
 	copy(k.Hash[:], hash)
 	k.Metadata = json.RawMessage(meta)
 	k.ExpiresAt, k.ArchivedAt, k.LastUsedAt = nullPtr(exp), nullPtr(arch), nullPtr(used)
+	k.Quota, k.RolledFrom, k.RolledTo = quotaOf(ql, qp), nullString(from), nullString(to)
 	return nil
 }
 
@@ -157,7 +160,7 @@ func (s *Store) ListKeys(ctx context.Context, f keys.KeyFilter, now int64) ([]ke
 const lookupQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
 		u.id, u.email, u.enabled, u.metadata, u.rl_limit, u.rl_window_ms, u.created_at, u.updated_at,
 		o.id, o.name, o.metadata, o.rl_limit, o.rl_window_ms, o.created_at, o.updated_at,
-		m.role
+		m.role, k.q_limit, k.q_period, k.rolled_from, k.rolled_to, u.q_limit, u.q_period, o.q_limit, o.q_period
 	FROM api_keys k
 	LEFT JOIN users u ON u.id = k.user_id AND k.user_id != ''
 	LEFT JOIN orgs o ON o.id = k.org_id AND k.org_id != ''
@@ -177,10 +180,12 @@ func (s *Store) LookupHash(ctx context.Context, hash [32]byte) (*keys.Identity, 
 	var ulimit, uwin, ucreated, uupdated sql.NullInt64
 	var oid, oname, ometa sql.NullString
 	var olimit, owin, ocreated, oupdated sql.NullInt64
-	var role sql.NullString
+	var role, from, to sql.NullString
+	var kql, kqp, uql, uqp, oql, oqp sql.NullInt64
 	err := s.lookupStmt.QueryRowContext(ctx, hash[:]).Scan(&k.ID, &khash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &kmeta, &k.Imported, &k.CreatedAt, &exp, &arch, &used,
 		&uid, &uemail, &uenabled, &umeta, &ulimit, &uwin, &ucreated, &uupdated,
-		&oid, &oname, &ometa, &olimit, &owin, &ocreated, &oupdated, &role)
+		&oid, &oname, &ometa, &olimit, &owin, &ocreated, &oupdated, &role,
+		&kql, &kqp, &from, &to, &uql, &uqp, &oql, &oqp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keys.ErrNotFound
 	}
@@ -190,13 +195,14 @@ func (s *Store) LookupHash(ctx context.Context, hash [32]byte) (*keys.Identity, 
 	copy(k.Hash[:], khash)
 	k.Metadata = json.RawMessage(kmeta)
 	k.ExpiresAt, k.ArchivedAt, k.LastUsedAt = nullPtr(exp), nullPtr(arch), nullPtr(used)
+	k.Quota, k.RolledFrom, k.RolledTo = quotaOf(kql, kqp), nullString(from), nullString(to)
 	if uid.Valid {
 		id.User = &keys.User{ID: uid.String, Email: uemail.String, Enabled: uenabled.Bool, Metadata: json.RawMessage(umeta.String),
-			RateLimit: rateLimitOf(ulimit, uwin), CreatedAt: ucreated.Int64, UpdatedAt: uupdated.Int64}
+			RateLimit: rateLimitOf(ulimit, uwin), Quota: quotaOf(uql, uqp), CreatedAt: ucreated.Int64, UpdatedAt: uupdated.Int64}
 	}
 	if oid.Valid {
 		id.Org = &keys.Org{ID: oid.String, Name: oname.String, Metadata: json.RawMessage(ometa.String),
-			RateLimit: rateLimitOf(olimit, owin), CreatedAt: ocreated.Int64, UpdatedAt: oupdated.Int64}
+			RateLimit: rateLimitOf(olimit, owin), Quota: quotaOf(oql, oqp), CreatedAt: ocreated.Int64, UpdatedAt: oupdated.Int64}
 	}
 	id.Role = role.String
 	return &id, nil
@@ -240,12 +246,14 @@ func (s *Store) CountKeys(ctx context.Context, now int64) (map[keys.Type]map[str
 
 // InsertKeys inserts new keys verbatim.
 func (t *tx) InsertKeys(ctx context.Context, ks []*keys.Key) error {
-	st, err := t.stmt(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	st, err := t.stmt(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return err
 	}
 	for _, k := range ks {
-		_, err := st.ExecContext(ctx, k.ID, k.Hash[:], k.Type, k.UserID, k.OrgID, k.DisplayName, k.Display, metaText(k.Metadata), k.Imported, k.CreatedAt, ptrNull(k.ExpiresAt), ptrNull(k.ArchivedAt), ptrNull(k.LastUsedAt))
+		ql, qp := quotaArgs(k.Quota)
+		_, err := st.ExecContext(ctx, k.ID, k.Hash[:], k.Type, k.UserID, k.OrgID, k.DisplayName, k.Display, metaText(k.Metadata), k.Imported, k.CreatedAt, ptrNull(k.ExpiresAt), ptrNull(k.ArchivedAt), ptrNull(k.LastUsedAt),
+			ql, qp, stringNull(k.RolledFrom), stringNull(k.RolledTo))
 		if isUnique(err) {
 			return fmt.Errorf("insert key %s: %w", k.ID, keys.ErrConflict)
 		}
@@ -258,7 +266,9 @@ func (t *tx) InsertKeys(ctx context.Context, ks []*keys.Key) error {
 
 // UpdateKey stores a key's display name, metadata and expiry.
 func (t *tx) UpdateKey(ctx context.Context, k *keys.Key) error {
-	res, err := t.tx.ExecContext(ctx, `UPDATE api_keys SET display_name = ?, metadata = ?, expires_at = ? WHERE id = ?`, k.DisplayName, metaText(k.Metadata), ptrNull(k.ExpiresAt), k.ID)
+	ql, qp := quotaArgs(k.Quota)
+	res, err := t.tx.ExecContext(ctx, `UPDATE api_keys SET display_name = ?, metadata = ?, expires_at = ?, q_limit = ?, q_period = ?, rolled_to = ? WHERE id = ?`,
+		k.DisplayName, metaText(k.Metadata), ptrNull(k.ExpiresAt), ql, qp, stringNull(k.RolledTo), k.ID)
 	if err != nil {
 		return fmt.Errorf("update key: %w", err)
 	}

@@ -25,31 +25,33 @@ func rateLimitArgs(r *keys.RateLimit) (sql.NullInt64, sql.NullInt64) {
 	return sql.NullInt64{Int64: r.Limit, Valid: true}, sql.NullInt64{Int64: r.Window.Milliseconds(), Valid: true}
 }
 
-const userColumns = `id, email, enabled, metadata, rl_limit, rl_window_ms, created_at, updated_at`
+const userColumns = `id, email, enabled, metadata, rl_limit, rl_window_ms, created_at, updated_at, q_limit, q_period`
 
 func scanUser(r scanner) (*keys.User, error) {
 	var u keys.User
 	var meta string
-	var limit, win sql.NullInt64
-	if err := r.Scan(&u.ID, &u.Email, &u.Enabled, &meta, &limit, &win, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	var limit, win, ql, qp sql.NullInt64
+	if err := r.Scan(&u.ID, &u.Email, &u.Enabled, &meta, &limit, &win, &u.CreatedAt, &u.UpdatedAt, &ql, &qp); err != nil {
 		return nil, err
 	}
 	u.Metadata = json.RawMessage(meta)
 	u.RateLimit = rateLimitOf(limit, win)
+	u.Quota = quotaOf(ql, qp)
 	return &u, nil
 }
 
-const orgColumns = `id, name, metadata, rl_limit, rl_window_ms, created_at, updated_at`
+const orgColumns = `id, name, metadata, rl_limit, rl_window_ms, created_at, updated_at, q_limit, q_period`
 
 func scanOrg(r scanner) (*keys.Org, error) {
 	var o keys.Org
 	var meta string
-	var limit, win sql.NullInt64
-	if err := r.Scan(&o.ID, &o.Name, &meta, &limit, &win, &o.CreatedAt, &o.UpdatedAt); err != nil {
+	var limit, win, ql, qp sql.NullInt64
+	if err := r.Scan(&o.ID, &o.Name, &meta, &limit, &win, &o.CreatedAt, &o.UpdatedAt, &ql, &qp); err != nil {
 		return nil, err
 	}
 	o.Metadata = json.RawMessage(meta)
 	o.RateLimit = rateLimitOf(limit, win)
+	o.Quota = quotaOf(ql, qp)
 	return &o, nil
 }
 
@@ -211,14 +213,16 @@ func (t *tx) GetMember(ctx context.Context, orgID, userID string) (*keys.Member,
 
 // PutUser inserts or replaces a user, keeping an existing CreatedAt.
 func (t *tx) PutUser(ctx context.Context, u *keys.User) error {
-	st, err := t.stmt(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?,?,?,?,?,?,?,?)
+	st, err := t.stmt(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET email = excluded.email, enabled = excluded.enabled, metadata = excluded.metadata,
-		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at`)
+		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at,
+		q_limit = excluded.q_limit, q_period = excluded.q_period`)
 	if err != nil {
 		return err
 	}
 	limit, win := rateLimitArgs(u.RateLimit)
-	if _, err := st.ExecContext(ctx, u.ID, u.Email, u.Enabled, metaText(u.Metadata), limit, win, u.CreatedAt, u.UpdatedAt); err != nil {
+	ql, qp := quotaArgs(u.Quota)
+	if _, err := st.ExecContext(ctx, u.ID, u.Email, u.Enabled, metaText(u.Metadata), limit, win, u.CreatedAt, u.UpdatedAt, ql, qp); err != nil {
 		return fmt.Errorf("put user %q: %w", u.ID, err)
 	}
 	return nil
@@ -239,10 +243,12 @@ func (t *tx) DeleteUser(ctx context.Context, id string) error {
 // PutOrg inserts or replaces an org, keeping an existing CreatedAt.
 func (t *tx) PutOrg(ctx context.Context, o *keys.Org) error {
 	limit, win := rateLimitArgs(o.RateLimit)
-	if _, err := t.tx.ExecContext(ctx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?,?,?,?,?,?,?)
+	ql, qp := quotaArgs(o.Quota)
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET name = excluded.name, metadata = excluded.metadata,
-		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at`,
-		o.ID, o.Name, metaText(o.Metadata), limit, win, o.CreatedAt, o.UpdatedAt); err != nil {
+		rl_limit = excluded.rl_limit, rl_window_ms = excluded.rl_window_ms, updated_at = excluded.updated_at,
+		q_limit = excluded.q_limit, q_period = excluded.q_period`,
+		o.ID, o.Name, metaText(o.Metadata), limit, win, o.CreatedAt, o.UpdatedAt, ql, qp); err != nil {
 		return fmt.Errorf("put org %q: %w", o.ID, err)
 	}
 	return nil

@@ -49,6 +49,11 @@ var tests = []struct {
 	{"Service/DeletedCreatorDetached", testDeletedCreatorDetached},
 	{"Service/AuditEvents", testAuditEvents},
 	{"Service/ChangesNamed", testChangesNamed},
+	{"Service/RollKey", testRollKey},
+	{"Service/RollKeyGrace", testRollKeyGrace},
+	{"Service/RollImportedKey", testRollImportedKey},
+	{"Service/QuotaOverridesStored", testQuotaOverridesStored},
+	{"Store/QuotaUsage", testQuotaUsageStore},
 
 	// The store directly, primitive by primitive.
 	{"Store/Keys", testStoreKeys},
