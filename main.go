@@ -32,6 +32,7 @@ import (
 	"github.com/keygate/keygate/portal"
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/proxy"
+	"github.com/keygate/keygate/quota"
 	"github.com/keygate/keygate/usage"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -94,6 +95,7 @@ type App struct {
 	Cache   *proxy.Cache
 	Gate    *proxy.Gate
 	Usage   *usage.Recorder
+	Quotas  *quota.Engine
 	Metrics *metrics.Metrics
 	Proxy   *proxy.Proxy
 	Admin   *admin.Server
@@ -202,11 +204,16 @@ func (a *App) Open(ctx context.Context) error {
 	limits[keys.TypePersonal] = rl(cfg.RateLimits.Personal)
 	limits[keys.TypeOrg] = rl(cfg.RateLimits.Org)
 	limits[keys.TypeGeneric] = rl(cfg.RateLimits.Generic)
+	quotas, err := quotaDefaults(cfg.Quotas)
+	if err != nil {
+		return err
+	}
 	a.Cache, err = proxy.NewCache(proxy.CacheOptions{
 		TTL:         cfg.Cache.TTL,
 		NegativeTTL: cfg.Cache.NegativeTTL,
 		MaxEntries:  cfg.Cache.MaxEntries,
 		Limits:      limits,
+		Quotas:      quotas,
 	})
 	if err != nil {
 		return err
@@ -218,6 +225,8 @@ func (a *App) Open(ctx context.Context) error {
 	}
 
 	var lim proxy.Limiter
+	quotaOpts := quota.Options{Timeout: cfg.Limiter.Timeout, DenyOnError: cfg.Limiter.OnError == "deny",
+		FlushInterval: cfg.Usage.FlushInterval, Logger: a.Logger, Errors: a.Metrics.LimiterError}
 	switch cfg.Limiter.Backend {
 	case "redis":
 		a.redis = redis.NewClient(&redis.Options{Addr: cfg.Limiter.RedisAddr, Password: cfg.Limiter.RedisPassword, DB: cfg.Limiter.RedisDB,
@@ -228,6 +237,7 @@ func (a *App) Open(ctx context.Context) error {
 		}
 		r := limiter.NewRedis(a.redis, limiter.RedisOptions{Timeout: cfg.Limiter.Timeout, OnError: onErr, Logger: a.Logger}) // the Gate counts limiter errors
 		lim, a.limiter = r, r
+		quotaOpts.Redis = a.redis
 	default:
 		m := limiter.NewMemory(limiter.MemoryOptions{IdleTTL: cfg.Limiter.IdleTTL})
 		lim, a.limiter = m, m
@@ -235,9 +245,12 @@ func (a *App) Open(ctx context.Context) error {
 
 	a.Usage = usage.New(a.Store, usage.Options{FlushInterval: cfg.Usage.FlushInterval, Logger: a.Logger, OnFlush: a.Metrics.UsageFlush})
 	a.Usage.Start()
+	// Quota use is flushed like usage: a crash forgives at most one interval.
+	a.Quotas = quota.New(a.Store, quotaOpts)
+	a.Quotas.Start()
 	go a.compactLoop()
 
-	a.Gate = proxy.NewGate(a.Service, a.Cache, proxy.GateOptions{Limiter: lim, Recorder: a.Usage, Metrics: a.Metrics})
+	a.Gate = proxy.NewGate(a.Service, a.Cache, proxy.GateOptions{Limiter: lim, Quotas: a.Quotas, Recorder: a.Usage, Metrics: a.Metrics})
 
 	publicURL := cfg.Portal.PublicURL
 	if publicURL == "" {
@@ -289,14 +302,16 @@ func (a *App) Open(ctx context.Context) error {
 		fmt.Fprintf(a.stderr, "keygate: no admin.token configured; generated one for this run (shown once):\n\n    %s\n\n", a.AdminToken)
 	}
 	a.Admin = admin.New(admin.Options{
-		Service:     a.Service,
-		Token:       a.AdminToken,
-		Checker:     a.Gate,
-		Usage:       a.Store,
-		Metrics:     a.Metrics.WritePrometheus,
-		Ready:       a.Store.Ping,
-		PortalLinks: a.Portal,
-		Logger:      a.Logger,
+		Service:       a.Service,
+		Token:         a.AdminToken,
+		Checker:       a.Gate,
+		Quotas:        a.Quotas,
+		QuotaDefaults: quotas,
+		Usage:         a.Store,
+		Metrics:       a.Metrics.WritePrometheus,
+		Ready:         a.Store.Ping,
+		PortalLinks:   a.Portal,
+		Logger:        a.Logger,
 	})
 	dashboard.New(dashboard.Options{
 		Service:    a.Service,
@@ -376,6 +391,11 @@ func (a *App) close() error {
 			errs = append(errs, fmt.Errorf("flush usage: %w", err))
 		}
 	}
+	if a.Quotas != nil {
+		if err := a.Quotas.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush quota use: %w", err))
+		}
+	}
 	if a.limiter != nil {
 		a.limiter.Close()
 	}
@@ -410,4 +430,20 @@ func loopbackIfUnspecified(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// quotaDefaults turns the quotas section into each key type's quota.
+func quotaDefaults(c config.Quotas) ([4]keys.Quota, error) {
+	var out [4]keys.Quota
+	for _, q := range []struct {
+		t keys.Type
+		c config.Quota
+	}{{keys.TypePersonal, c.Personal}, {keys.TypeOrg, c.Org}, {keys.TypeGeneric, c.Generic}} {
+		p, err := keys.ParseQuotaPeriod(q.c.Period)
+		if err != nil {
+			return out, fmt.Errorf("quotas.%s.period: %w", q.t, err)
+		}
+		out[q.t] = keys.Quota{Limit: q.c.Limit, Period: p}
+	}
+	return out, nil
 }

@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/keys/{id}", s.api(s.getKey))
 	m.Handle("PATCH /v1/keys/{id}", s.api(s.patchKey))
 	m.Handle("POST /v1/keys/{id}/archive", s.api(s.archiveKey))
+	m.Handle("POST /v1/keys/{id}/roll", s.api(s.rollKey))
 	m.Handle("DELETE /v1/keys/{id}", s.api(s.deleteKey))
 	m.Handle("POST /v1/validate", s.api(s.validate))
 
@@ -82,6 +83,7 @@ type createKeyRequest struct {
 	Metadata    json.RawMessage `json:"metadata"`
 	ExpiresIn   string          `json:"expires_in"`
 	ExpiresAt   *int64          `json:"expires_at"`
+	Quota       json.RawMessage `json:"quota"`
 }
 
 // keyType parses an optional key type field; "" lets keys infer it.
@@ -105,15 +107,18 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	q, _, err := quotaOf(req.Quota)
+	if err != nil {
+		return err
+	}
 	k, token, err := s.svc.CreateKey(r.Context(), keys.CreateKeyInput{
 		Type: typ, UserID: req.UserID, OrgID: req.OrgID, DisplayName: req.DisplayName,
-		Metadata: metadataOf(req.Metadata), ExpiresIn: req.ExpiresIn, ExpiresAt: req.ExpiresAt,
+		Metadata: metadataOf(req.Metadata), ExpiresIn: req.ExpiresIn, ExpiresAt: req.ExpiresAt, Quota: q,
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, keyWithToken{Key: k, Token: token})
-	return nil
+	return s.writeKey(w, r, http.StatusCreated, k, token)
 }
 
 type importRequest struct {
@@ -275,8 +280,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFoundAs(err, "key %s not found", id)
 	}
-	writeJSON(w, http.StatusOK, k)
-	return nil
+	return s.writeKey(w, r, http.StatusOK, k, "")
 }
 
 type patchKeyRequest struct {
@@ -285,6 +289,8 @@ type patchKeyRequest struct {
 	// ExpiresAt: absent leaves it, null means never, a number sets it.
 	ExpiresAt   json.RawMessage `json:"expires_at"`
 	NeverExpire *bool           `json:"never_expire"`
+	// Quota: absent leaves it, null removes it (generic keys only).
+	Quota json.RawMessage `json:"quota"`
 }
 
 func (s *Server) patchKey(w http.ResponseWriter, r *http.Request) error {
@@ -298,6 +304,10 @@ func (s *Server) patchKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := keys.KeyPatch{DisplayName: req.DisplayName, Metadata: metadataOf(req.Metadata)}
+	var err error
+	if p.Quota, p.ClearQuota, err = quotaOf(req.Quota); err != nil {
+		return err
+	}
 	if req.NeverExpire != nil {
 		p.NeverExpire = *req.NeverExpire
 	}
@@ -319,8 +329,7 @@ func (s *Server) patchKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFoundAs(err, "key %s not found", id)
 	}
-	writeJSON(w, http.StatusOK, k)
-	return nil
+	return s.writeKey(w, r, http.StatusOK, k, "")
 }
 
 func (s *Server) archiveKey(w http.ResponseWriter, r *http.Request) error {

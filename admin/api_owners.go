@@ -10,7 +10,8 @@ import (
 // userJSON is a user as answered by the user calls: orgs always present.
 type userJSON struct {
 	*keys.User
-	Orgs []keys.UserOrg `json:"orgs"`
+	Orgs  []keys.UserOrg `json:"orgs"`
+	Quota *quotaJSON     `json:"quota"`
 }
 
 func userOut(u *keys.User) userJSON {
@@ -25,6 +26,7 @@ func userOut(u *keys.User) userJSON {
 type orgJSON struct {
 	*keys.Org
 	Members []keys.Member `json:"members"`
+	Quota   *quotaJSON    `json:"quota"`
 }
 
 func orgOut(o *keys.Org) orgJSON {
@@ -52,6 +54,7 @@ type userRequest struct {
 	Enabled   *bool           `json:"enabled"`
 	Metadata  json.RawMessage `json:"metadata"`
 	RateLimit json.RawMessage `json:"rate_limit"`
+	Quota     json.RawMessage `json:"quota"`
 }
 
 // putUser upserts a user: email is required (PUT replaces it); absent
@@ -73,15 +76,18 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	q, clearQ, err := quotaOf(req.Quota)
+	if err != nil {
+		return err
+	}
 	u, err := s.svc.UpsertUser(r.Context(), keys.UserInput{
 		ID: id, Email: *req.Email, Enabled: req.Enabled, Metadata: metadataOf(req.Metadata),
-		RateLimit: rl, ClearRateLimit: clear,
+		RateLimit: rl, ClearRateLimit: clear, Quota: q, ClearQuota: clearQ,
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, userOut(u))
-	return nil
+	return s.writeUser(w, r, u)
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
@@ -93,8 +99,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFoundAs(err, "user %q not found", id)
 	}
-	writeJSON(w, http.StatusOK, userOut(u))
-	return nil
+	return s.writeUser(w, r, u)
 }
 
 func (s *Server) blockUser(w http.ResponseWriter, r *http.Request) error {
@@ -114,8 +119,7 @@ func (s *Server) setUserEnabled(w http.ResponseWriter, r *http.Request, enabled 
 	if err != nil {
 		return notFoundAs(err, "user %q not found", id)
 	}
-	writeJSON(w, http.StatusOK, userOut(u))
-	return nil
+	return s.writeUser(w, r, u)
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
@@ -164,6 +168,7 @@ type orgRequest struct {
 	Name      string          `json:"name"`
 	Metadata  json.RawMessage `json:"metadata"`
 	RateLimit json.RawMessage `json:"rate_limit"`
+	Quota     json.RawMessage `json:"quota"`
 }
 
 // putOrg upserts an org, with the same rules as putUser (name required).
@@ -180,14 +185,18 @@ func (s *Server) putOrg(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	q, clearQ, err := quotaOf(req.Quota)
+	if err != nil {
+		return err
+	}
 	o, err := s.svc.UpsertOrg(r.Context(), keys.OrgInput{
 		ID: id, Name: req.Name, Metadata: metadataOf(req.Metadata), RateLimit: rl, ClearRateLimit: clear,
+		Quota: q, ClearQuota: clearQ,
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, orgOut(o))
-	return nil
+	return s.writeOrg(w, r, o)
 }
 
 func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) error {
@@ -199,8 +208,7 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFoundAs(err, "org %q not found", id)
 	}
-	writeJSON(w, http.StatusOK, orgOut(o))
-	return nil
+	return s.writeOrg(w, r, o)
 }
 
 func (s *Server) deleteOrg(w http.ResponseWriter, r *http.Request) error {

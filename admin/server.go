@@ -41,6 +41,11 @@ type Options struct {
 	Token string
 	// Checker answers POST /v1/validate; nil answers 501 not_implemented.
 	Checker Checker
+	// Quotas reports owners' quota use; nil shows every quota as null.
+	Quotas QuotaReader
+	// QuotaDefaults is the quota of each key type (indexed by keys.Type)
+	// for owners without their own.
+	QuotaDefaults [4]keys.Quota
 	// Usage answers GET /v1/usage; nil answers 501 not_implemented.
 	Usage keys.UsageStore
 	// Metrics writes the Prometheus text exposition; nil answers 404.
@@ -58,14 +63,16 @@ type Options struct {
 // Server is the admin port's HTTP handler. Create it with New; it is safe
 // for concurrent use.
 type Server struct {
-	svc     *keys.Service
-	checker Checker
-	usage   keys.UsageStore
-	metrics func(w io.Writer)
-	ready   func(ctx context.Context) error
-	links   PortalLinker
-	log     *slog.Logger
-	now     func() time.Time
+	svc           *keys.Service
+	checker       Checker
+	quotas        QuotaReader
+	quotaDefaults [4]keys.Quota
+	usage         keys.UsageStore
+	metrics       func(w io.Writer)
+	ready         func(ctx context.Context) error
+	links         PortalLinker
+	log           *slog.Logger
+	now           func() time.Time
 
 	// tokenSum is the SHA-256 of the admin token: comparing digests in
 	// constant time leaks neither the token nor its length.
@@ -79,17 +86,19 @@ type Server struct {
 // New returns a Server with every API route registered on its mux.
 func New(opts Options) *Server {
 	s := &Server{
-		svc:      opts.Service,
-		checker:  opts.Checker,
-		usage:    opts.Usage,
-		metrics:  opts.Metrics,
-		ready:    opts.Ready,
-		links:    opts.PortalLinks,
-		log:      opts.Logger,
-		now:      opts.Now,
-		tokenSum: sha256.Sum256([]byte(opts.Token)),
-		hasToken: opts.Token != "",
-		mux:      http.NewServeMux(),
+		svc:           opts.Service,
+		checker:       opts.Checker,
+		quotas:        opts.Quotas,
+		quotaDefaults: opts.QuotaDefaults,
+		usage:         opts.Usage,
+		metrics:       opts.Metrics,
+		ready:         opts.Ready,
+		links:         opts.PortalLinks,
+		log:           opts.Logger,
+		now:           opts.Now,
+		tokenSum:      sha256.Sum256([]byte(opts.Token)),
+		hasToken:      opts.Token != "",
+		mux:           http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
