@@ -150,6 +150,16 @@ func TestCLIKeys(t *testing.T) {
 	if code, out, _ := runCLI(e.env, token+"\n", "validate"); code != 0 || !strings.Contains(out, id) {
 		t.Fatalf("validate from stdin: %d %s", code, out)
 	}
+	rolled := e.okJSON("keys", "roll", id, "--grace", "24h")
+	if rolled["rolled_from"] != id || rolled["token"] == nil || rolled["display_name"] != "deploy" {
+		t.Fatalf("rolled = %v", rolled)
+	}
+	if got := e.okJSON("keys", "get", id); got["rolled_to"] != rolled["id"] || got["expires_at"] == nil {
+		t.Fatalf("old key after roll = %v", got)
+	}
+	if v := e.okJSON("validate", rolled["token"].(string)); v["key"].(map[string]any)["id"] != rolled["id"] {
+		t.Fatalf("rolled token does not validate: %v", v)
+	}
 	if got := e.okJSON("keys", "--output", "json", "archive", id); got["archived_at"] == nil {
 		t.Fatalf("archived = %v", got)
 	}
@@ -262,7 +272,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"bad status", nil, []string{"keys", "list", "--status", "bogus"}, 1, "(status: must be active, archived, expired or all)"},
 		{"wrong token", nil, []string{"keys", "list", "--token", "wrong"}, 1, "error: unauthorized: "},
 		{"not the API", []string{"KEYGATE_ADMIN_TOKEN=x"}, []string{"keys", "list", "--admin-url", bad.URL}, 1, "error: GET /v1/keys: HTTP 502: bad gateway"},
-		{"roll not served", nil, []string{"keys", "roll", id, "--grace", "24h"}, 1, "error: "},
+		{"roll bad grace", nil, []string{"keys", "roll", id, "--grace", "721h"}, 1, "grace_period: must be a duration from 0s to 720h"},
 		{"no command", nil, []string{}, 2, "missing command"},
 		{"unknown command", nil, []string{"frob"}, 2, `unknown command "frob" for "keygate"`},
 		{"unknown subcommand", nil, []string{"keys", "frob"}, 2, `unknown command "frob" for "keygate keys"`},
