@@ -218,6 +218,7 @@ var AuditActions = []string{
 	ActionKeyCreated, ActionKeyUpdated, ActionKeyArchived, ActionKeyDeleted, ActionKeyImported,
 	ActionUserUpserted, ActionUserBlocked, ActionUserUnblocked, ActionUserDeleted,
 	ActionOrgUpserted, ActionOrgDeleted, ActionOrgMemberAdded, ActionOrgMemberRemove,
+	ActionKeyRolled,
 }
 
 // Identity is what a token resolves to: the key and whoever stands behind it.
