@@ -256,6 +256,14 @@ func (a *App) Open(ctx context.Context) error {
 	if publicURL == "" {
 		publicURL = "http://" + loopbackIfUnspecified(a.proxyLn.Addr().String())
 	}
+	graces := make([]time.Duration, 0, len(cfg.Portal.RollGraceOptions))
+	for _, g := range cfg.Portal.RollGraceOptions {
+		d, err := time.ParseDuration(g) // config.Validate checked them
+		if err != nil {
+			return fmt.Errorf("portal.roll_grace_options: %w", err)
+		}
+		graces = append(graces, d)
+	}
 	a.Portal = portal.New(portal.Options{
 		Service:           a.Service,
 		Usage:             a.Store,
@@ -268,6 +276,9 @@ func (a *App) Open(ctx context.Context) error {
 		OrgKeyRoles:       cfg.Portal.OrgKeyRoles,
 		LinkTTL:           cfg.Portal.LinkTTL,
 		SessionTTL:        cfg.Portal.SessionTTL,
+		RollGraceOptions:  graces,
+		Quotas:            a.Quotas,
+		QuotaDefaults:     quotas,
 		Logger:            a.Logger,
 	})
 

@@ -39,6 +39,7 @@ func (p *Portal) routes() http.Handler {
 	m.HandleFunc("GET /keys/{id}/delete", p.confirmDelete)
 	m.HandleFunc("POST /keys", p.post(p.createKey))
 	m.HandleFunc("POST /keys/{id}/delete", p.post(p.deleteKey))
+	m.HandleFunc("POST /keys/{id}/roll", p.post(p.rollKey))
 	m.HandleFunc("POST /logout", p.post(p.logout))
 	m.HandleFunc("GET /static/portal.css", p.asset("text/css; charset=utf-8", p.css))
 	m.HandleFunc("GET /static/copy.js", p.asset("text/javascript; charset=utf-8", web.CopyJS))
@@ -105,6 +106,10 @@ type page struct {
 	// key
 	Chart  template.HTML
 	Ranges []rangeLink
+	Graces []choice
+
+	// created, after a roll: Message says what became of the old key
+	Rolled bool
 
 	// message
 	Heading, Message string
@@ -117,6 +122,7 @@ type section struct {
 	Scope       string // "personal" or "org"
 	Heading     string
 	Intro       string
+	Quota       string // "8,213 of 10,000 requests left this month"; "" for none
 	OrgKeys     bool
 	Keys        []keyRow
 	More        bool // the list was cut short
@@ -336,6 +342,7 @@ func (p *Portal) homePage(ctx context.Context, v *visit) (*page, error) {
 		if err := p.fillSection(ctx, s, keys.KeyFilter{UserID: v.user.ID, Type: keys.TypePersonal}); err != nil {
 			return nil, err
 		}
+		s.Quota = p.quotaLine(ctx, keys.UserOwner(v.user.ID), v.user.Quota, keys.TypePersonal)
 		pg.Sections = append(pg.Sections, s)
 	}
 	if v.org != nil {
@@ -343,6 +350,9 @@ func (p *Portal) homePage(ctx context.Context, v *visit) (*page, error) {
 			Intro: "Keys that belong to the organization " + v.org.Name + ": anyone with one can use the API on its behalf."}
 		if err := p.fillSection(ctx, s, keys.KeyFilter{OrgID: v.org.OrgID, Type: keys.TypeOrg}); err != nil {
 			return nil, err
+		}
+		if o, err := p.svc.GetOrg(ctx, v.org.OrgID); err == nil {
+			s.Quota = p.quotaLine(ctx, keys.OrgOwner(o.ID), o.Quota, keys.TypeOrg)
 		}
 		pg.Sections = append(pg.Sections, s)
 	}
@@ -523,6 +533,9 @@ func (p *Portal) keyPage(w http.ResponseWriter, r *http.Request) {
 	}
 	pg := p.newPage(v, keyTitle(k))
 	pg.Key = &keyRow{Key: *k, Status: k.Status(p.now())}
+	if pg.Key.Status == "active" {
+		pg.Graces = p.graceChoices()
+	}
 	for _, cr := range usage.ChartRanges() {
 		pg.Ranges = append(pg.Ranges, rangeLink{Name: cr.Name, Label: cr.Label, Current: cr.Name == rng.Name})
 	}

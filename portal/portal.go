@@ -49,6 +49,13 @@ type Options struct {
 	// LinkTTL is the lifetime of a link minted with ttl 0 (default 15m);
 	// SessionTTL that of a session (default 1h).
 	LinkTTL, SessionTTL time.Duration
+	// RollGraceOptions are the grace periods offered when rolling a key;
+	// nil means 0s, 1h, 24h and 168h.
+	RollGraceOptions []time.Duration
+	// Quotas reports quota use for the "N of M requests left" line; nil
+	// leaves it out. QuotaDefaults is each key type's quota.
+	Quotas        QuotaReader
+	QuotaDefaults [4]keys.Quota
 	// Logger defaults to discarding everything.
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -64,6 +71,7 @@ type Portal struct {
 	opts     Options
 	base     string // Path without a trailing slash
 	roles    map[string]bool
+	graces   []time.Duration
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
@@ -119,6 +127,10 @@ func New(opts Options) *Portal {
 	}
 	for _, r := range opts.OrgKeyRoles {
 		p.roles[r] = true
+	}
+	p.graces = opts.RollGraceOptions
+	if p.graces == nil {
+		p.graces = defaultGraceOptions
 	}
 	p.parseTemplates()
 	css, _ := fs.ReadFile(assets, "static/portal.css")
