@@ -325,12 +325,15 @@ func (a *App) Open(ctx context.Context) error {
 		Logger:        a.Logger,
 	})
 	dashboard.New(dashboard.Options{
-		Service:    a.Service,
-		Store:      a.Store,
-		Token:      a.AdminToken,
-		Settings:   cfg.Redacted(),
-		SessionTTL: cfg.Admin.SessionTTL,
-		Logger:     a.Logger,
+		Service:          a.Service,
+		Store:            a.Store,
+		Token:            a.AdminToken,
+		Settings:         cfg.Redacted(),
+		SessionTTL:       cfg.Admin.SessionTTL,
+		Quotas:           a.Quotas,
+		QuotaDefaults:    quotas,
+		RollGraceOptions: graces,
+		Logger:           a.Logger,
 	}).Register(a.Admin.Mux())
 
 	a.adminHTTP = &http.Server{Handler: a.Admin.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}

@@ -38,6 +38,13 @@ type Options struct {
 	Settings []config.Setting
 	// SessionTTL is how long a login lasts; 0 means 12h.
 	SessionTTL time.Duration
+	// Quotas shows owners' quota standing; nil shows none. QuotaDefaults
+	// is each key type's quota.
+	Quotas        QuotaReader
+	QuotaDefaults [4]keys.Quota
+	// RollGraceOptions are the grace periods offered when rolling a key;
+	// nil means 0s, 1h, 24h and 168h.
+	RollGraceOptions []time.Duration
 	// Logger defaults to discarding everything.
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -59,6 +66,10 @@ type Dashboard struct {
 	hasToken bool
 	pages    map[string]*template.Template
 	sessions *web.Sessions // in the store: a login works on every node
+
+	quotas        QuotaReader
+	quotaDefaults [4]keys.Quota
+	graces        []time.Duration
 }
 
 // Cookie names: the session, and the login form's double-submit token.
@@ -84,6 +95,13 @@ func New(o Options) *Dashboard {
 		hasToken: o.Token != "",
 		pages:    map[string]*template.Template{},
 		sessions: web.NewSessions(o.Store, keys.SessionDashboard),
+
+		quotas:        o.Quotas,
+		quotaDefaults: o.QuotaDefaults,
+		graces:        o.RollGraceOptions,
+	}
+	if d.graces == nil {
+		d.graces = []time.Duration{0, time.Hour, 24 * time.Hour, 168 * time.Hour}
 	}
 	if d.ttl <= 0 {
 		d.ttl = 12 * time.Hour
@@ -94,7 +112,7 @@ func New(o Options) *Dashboard {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	funcs := template.FuncMap{"date": usage.FormatTime, "rate": rateText, "json": prettyJSON}
+	funcs := template.FuncMap{"date": usage.FormatTime, "rate": rateText, "json": prettyJSON, "quota": quotaText}
 	names, _ := fs.Glob(dashAssets, "templates/*.html")
 	for _, n := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
@@ -121,6 +139,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	h("POST /keys", d.auth(d.createKey))
 	h("GET /keys/{id}", d.auth(d.keyPage))
 	h("POST /keys/{id}/archive", d.auth(d.archiveKey))
+	h("POST /keys/{id}/roll", d.auth(d.rollKey))
 	h("GET /keys/{id}/delete", d.auth(d.confirmDeleteKey))
 	h("POST /keys/{id}/delete", d.auth(d.deleteKey))
 	h("GET /users", d.auth(d.userList))

@@ -36,7 +36,10 @@ type dashEnv struct {
 	clock *dashClock
 }
 
-func newDashEnv(t *testing.T) *dashEnv {
+func newDashEnv(t *testing.T) *dashEnv { t.Helper(); return newDashEnvWith(t, nil) }
+
+// newDashEnvWith is newDashEnv with mod changing the dashboard's options.
+func newDashEnvWith(t *testing.T, mod func(*Options)) *dashEnv {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
@@ -60,8 +63,11 @@ func newDashEnv(t *testing.T) *dashEnv {
 	cfg := config.Default()
 	cfg.Admin.Token = dashTestToken
 	srv := admin.New(admin.Options{Service: e.svc, Token: dashTestToken, Usage: st, Now: e.clock.Now})
-	New(Options{Service: e.svc, Store: st, Token: dashTestToken, Settings: cfg.Redacted(), Now: e.clock.Now}).
-		Register(srv.Mux())
+	dopts := Options{Service: e.svc, Store: st, Token: dashTestToken, Settings: cfg.Redacted(), Now: e.clock.Now}
+	if mod != nil {
+		mod(&dopts)
+	}
+	New(dopts).Register(srv.Mux())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e.url = ts.URL

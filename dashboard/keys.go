@@ -132,6 +132,8 @@ func (d *Dashboard) newKeyPage(w http.ResponseWriter, r *http.Request) {
 type createdData struct {
 	Key   keyView
 	Token string
+	// RolledFrom is the key just rolled into Key; nil on creation.
+	RolledFrom *keys.Key
 }
 
 // createKey creates a key and shows its token in this response only.
@@ -191,6 +193,8 @@ func (d *Dashboard) keyOf(w http.ResponseWriter, r *http.Request) (*keys.Key, bo
 
 type keyPageData struct {
 	Key     keyView
+	Quota   *quotaJSON    // generic keys' own standing
+	Graces  []graceOption // roll choices; nil when the key cannot roll
 	Creator string
 	Chart   template.HTML
 	Ranges  []dashRange
@@ -203,6 +207,12 @@ func (d *Dashboard) keyPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := keyPageData{Key: keyView{Key: *k, Status: k.Status(d.now())}}
+	if data.Key.Status == "active" {
+		data.Graces = d.graceOptions()
+	}
+	if k.Type == keys.TypeGeneric {
+		data.Quota = d.standing(r.Context(), keys.KeyOwner(k.ID), k.Quota, keys.TypeGeneric)
+	}
 	var err error
 	if data.Chart, data.Ranges, err = d.chart(r, keys.UsageQuery{KeyID: k.ID}, "Requests with "+keyLabel(k)); err != nil {
 		d.internal(w, r, "Usage", err)

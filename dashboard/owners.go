@@ -63,6 +63,7 @@ type ownerPageData struct {
 	Chart    template.HTML
 	Ranges   []dashRange
 	Audit    []keys.AuditEvent
+	Quota    *quotaJSON
 }
 
 // ownerKeys fills in the owner's keys of every status, newest first.
@@ -87,7 +88,7 @@ func (d *Dashboard) userPage(w http.ResponseWriter, r *http.Request) {
 		d.internal(w, r, "Reading the user", err)
 		return
 	}
-	data := ownerPageData{User: u}
+	data := ownerPageData{User: u, Quota: d.standing(r.Context(), keys.UserOwner(u.ID), u.Quota, keys.TypePersonal)}
 	if err := d.ownerKeys(r, &data, keys.KeyFilter{UserID: id, Type: keys.TypePersonal}); err != nil {
 		d.internal(w, r, "Listing keys", err)
 		return
@@ -135,7 +136,7 @@ func (d *Dashboard) orgPage(w http.ResponseWriter, r *http.Request) {
 		d.internal(w, r, "Reading the org", err)
 		return
 	}
-	data := ownerPageData{Org: o}
+	data := ownerPageData{Org: o, Quota: d.standing(r.Context(), keys.OrgOwner(o.ID), o.Quota, keys.TypeOrg)}
 	if err := d.ownerKeys(r, &data, keys.KeyFilter{OrgID: id, Type: keys.TypeOrg}); err != nil {
 		d.internal(w, r, "Listing keys", err)
 		return
