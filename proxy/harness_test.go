@@ -23,6 +23,7 @@ import (
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/quota"
 	"github.com/keygate/keygate/sqlite"
 	"github.com/keygate/keygate/usage"
 )
@@ -158,6 +159,7 @@ type stack struct {
 	echo   *echo
 	addr   string
 	tokens *keys.Tokens
+	quotas *quota.Engine // nil unless stackConfig.quotas
 }
 
 type stackConfig struct {
@@ -166,6 +168,7 @@ type stackConfig struct {
 	proxy    Options
 	upstream func(echoURL string) []string // nil: the echo server
 	noEcho   bool
+	quotas   bool // count quotas in memory (set CacheOptions.Quotas for the defaults)
 }
 
 func newStack(t testing.TB, cfg stackConfig) *stack {
@@ -201,7 +204,12 @@ func newStack(t testing.TB, cfg stackConfig) *stack {
 	t.Cleanup(func() { s.lim.Close() })
 	s.rec = usage.New(s.store, usage.Options{Now: s.clock.Now})
 	s.m = metrics.New()
-	s.gate = NewGate(s.svc, s.cache, GateOptions{Limiter: s.lim, Recorder: s.rec, Metrics: s.m, Now: s.clock.Now})
+	gopts := GateOptions{Limiter: s.lim, Recorder: s.rec, Metrics: s.m, Now: s.clock.Now}
+	if cfg.quotas {
+		s.quotas = quota.New(s.store, quota.Options{Now: s.clock.Now})
+		gopts.Quotas = s.quotas
+	}
+	s.gate = NewGate(s.svc, s.cache, gopts)
 
 	if !cfg.noEcho {
 		s.echo = newEcho(t)
