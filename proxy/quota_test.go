@@ -100,3 +100,22 @@ func BenchmarkCacheHitQuota(b *testing.B) {
 		}
 	})
 }
+
+// TestForwardAuthQuota: forward auth shares the proxy's decision, so a
+// quota applies there with the same headers and refusal.
+func TestForwardAuthQuota(t *testing.T) {
+	c := CacheOptions{}
+	c.Quotas[keys.TypeGeneric] = keys.Quota{Limit: 1, Period: keys.PeriodMonth}
+	s := newStack(t, stackConfig{cache: c, quotas: true, upstream: func(string) []string { return nil }, noEcho: true,
+		proxy: Options{ForwardAuth: ForwardAuthOptions{Path: authPath}}})
+	_, tok := s.key(keys.CreateKeyInput{})
+	r := s.get(t, authPath, bearerHeader(tok), "X-Forwarded-Uri: /v1/x")
+	if r.status != 200 || r.header.Get("X-Quota-Limit") != "1" || r.header.Get("X-Quota-Remaining") != "0" || r.header.Get("X-Quota-Reset") == "" {
+		t.Fatalf("first: %d %v", r.status, r.header)
+	}
+	r = s.get(t, authPath, bearerHeader(tok), "X-Forwarded-Uri: /v1/x")
+	e := expectRefused(t, r, 429, "quota_exceeded")
+	if e.WaitSeconds == nil || r.header.Get("Retry-After") == "" || r.header.Get("Retry-After") != r.header.Get("X-Quota-Reset") {
+		t.Fatalf("second: wait %v, headers %v", e.WaitSeconds, r.header)
+	}
+}
