@@ -104,7 +104,7 @@ func queryParam(uri, name []byte) ([]byte, bool) {
 }
 
 // appendWithoutParam appends uri to dst with every parameter named name
-// removed from its query, leaving every other byte as it was. A query left
+// (see paramNameIs) removed from its query, leaving every other byte as it was. A query left
 // empty loses its '?'.
 func appendWithoutParam(dst, uri, name []byte) []byte {
 	q, start := queryOf(uri)
@@ -123,7 +123,7 @@ func appendWithoutParam(dst, uri, name []byte) []byte {
 			pair = q
 		}
 		k, _, _ := bytes.Cut(pair, []byte{'='})
-		if !bytes.Equal(k, name) {
+		if !paramNameIs(k, name) {
 			if first {
 				dst = append(dst, '?')
 			} else {

@@ -56,20 +56,21 @@ func canonicalHeader(name string) []byte {
 	return b
 }
 
-// lower folds an ASCII letter to lower case and '_' to '-', so that header
-// names that some frameworks treat alike (X_Keygate_User_Id) compare equal.
+// lower folds an ASCII letter to lower case and '_' and '.' to '-', so that
+// header names that some frameworks and CGI-style servers treat alike
+// (X_Keygate_User_Id, X.Keygate.User.Id) compare equal.
 func lower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
 	}
-	if c == '_' {
+	if c == '_' || c == '.' {
 		return '-'
 	}
 	return c
 }
 
 // hasPrefixFold reports whether name starts with prefix, ignoring ASCII case
-// and treating '_' as '-'.
+// and treating '_' and '.' as '-'.
 func hasPrefixFold(name, prefix []byte) bool {
 	if len(name) < len(prefix) {
 		return false
@@ -140,8 +141,9 @@ type rewriter struct {
 
 // stripRequest deletes from h, in every copy, each header whose name starts
 // with prefix, each hop-by-hop header, each header a Connection header names,
-// the X-Forwarded-* headers (their received values are kept in rw.xff for the
-// caller to extend) and the extra names given. It keeps the relative order
+// the forwarding headers keygate owns (see isForwarding; the received
+// X-Forwarded-For values are kept in rw.xff for the caller to extend) and the
+// extra names given (compared as lower folds them). It keeps the relative order
 // of same-name headers that remain (fasthttp's delete does not).
 func (rw *rewriter) stripRequest(h *fasthttp.RequestHeader, prefix []byte, extra ...[]byte) {
 	rw.del = rw.del[:0]
@@ -164,8 +166,7 @@ func (rw *rewriter) stripRequest(h *fasthttp.RequestHeader, prefix []byte, extra
 		case equalFold(k, "X-Forwarded-For"):
 			rw.del = append(rw.del, k)
 			rw.xff = append(rw.xff, v)
-		case isHopByHop(k) || equalFold(k, "Expect") ||
-			equalFold(k, "X-Forwarded-Proto") || equalFold(k, "X-Forwarded-Host"):
+		case isHopByHop(k) || equalFold(k, "Expect") || isForwarding(k):
 			rw.del = append(rw.del, k)
 		case isExtra(k, extra):
 			rw.del = append(rw.del, k)
@@ -201,7 +202,7 @@ func (rw *rewriter) stripRequest(h *fasthttp.RequestHeader, prefix []byte, extra
 
 func isExtra(k []byte, extra [][]byte) bool {
 	for _, x := range extra {
-		if bytes.EqualFold(k, x) {
+		if equalFoldBytes(k, x) {
 			return true
 		}
 	}

@@ -10,12 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/quota"
+	"github.com/keygate/keygate/redact"
 )
 
 // Options configure a Proxy. Zero durations mean no limit unless a default
@@ -61,9 +60,18 @@ type Options struct {
 	// HeaderPrefix starts the identity headers' names; "" means "X-Keygate-".
 	// Incoming headers with this prefix are always removed.
 	HeaderPrefix string
-	// StripCredentials removes the key's header or query parameter before
-	// forwarding.
+	// StripCredentials removes every place a key may come in before
+	// forwarding: each key header, the key query parameter and an
+	// Authorization value that is a key (Bearer or bare), whichever was used.
 	StripCredentials bool
+	// DropHeaders are request headers removed before forwarding (compared
+	// ignoring case, '_' and '.'), such as routing overrides; nil means none.
+	// Forwarded, X-Real-IP and X-Forwarded-* are always replaced.
+	DropHeaders []string
+	// DropCookies are cookie names removed from the Cookie header before
+	// forwarding (keygate's own session cookies); every other cookie passes
+	// byte for byte.
+	DropCookies []string
 	// MaxBodyBytes bounds request bodies (413 beyond); 0 means no limit.
 	MaxBodyBytes int64
 	// PortalPath is where the self-service pages live; requests under it go
@@ -104,6 +112,9 @@ type Proxy struct {
 	portal     fasthttp.RequestHandler
 	strip      bool
 	maxBody    int64
+	drop       [][]byte // headers removed from every request
+	dropAuth   [][]byte // drop plus Authorization, when it holds a key and strip is on
+	cookies    [][]byte // cookie names removed
 
 	prefix  []byte                     // identity header prefix, canonical
 	idNames [numIdentityHeaders][]byte // full identity header names
@@ -122,9 +133,10 @@ type Proxy struct {
 
 // reqState is one request's scratch space, pooled.
 type reqState struct {
-	rw  rewriter
-	buf []byte
-	end time.Time // when the upstream answered; zero without one
+	rw     rewriter
+	buf    []byte
+	cookie []byte
+	end    time.Time // when the upstream answered; zero without one
 }
 
 var (
@@ -206,6 +218,9 @@ func New(g *Gate, opts Options) (*Proxy, error) {
 	if opts.KeyQueryParam != "" {
 		p.ext.param = []byte(opts.KeyQueryParam)
 	}
+	if err := p.setDrops(opts); err != nil {
+		return nil, err
+	}
 	var err error
 	if p.fwd, err = newForwardAuth(opts.ForwardAuth, p.prefix); err != nil {
 		return nil, err
@@ -242,7 +257,8 @@ func New(g *Gate, opts Options) (*Proxy, error) {
 		NoDefaultContentType:         true,
 		SecureErrorLogMessage:        true,
 		CloseOnShutdown:              true,
-		Logger:                       fasthttpLogger{opts.Logger},
+		Logger:                       redact.FastHTTP{L: opts.Logger}, // no request material in the log
+		ExpectHandler:                p.expect,
 	}
 	return p, nil
 }
@@ -332,7 +348,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 		req.SetRequestURIBytes(req.URI().RequestURI())
 		uri = req.Header.RequestURI()
 	}
-	d, ok := p.decide(ctx, st, &req.Header, uri, true)
+	d, ok := p.decideOnce(ctx, st, &req.Header, uri) // Expect: decided before 100 Continue
 	if !ok {
 		return d.result, 0
 	}
@@ -364,17 +380,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 // credential, then sets the identity and X-Forwarded-* headers.
 func (p *Proxy) rewrite(ctx *fasthttp.RequestCtx, st *reqState, e *entry, cred credential) {
 	h := &ctx.Request.Header
-	var extraBuf [1][]byte
-	extra := extraBuf[:0]
-	if p.strip {
-		switch cred.src {
-		case credBearer, credAuthorization:
-			extra = append(extra, authorization)
-		case credHeader:
-			extra = append(extra, p.ext.headers[cred.header])
-		}
+	extra := p.drop
+	if p.strip && authorizationIsKey(h.PeekCanonical(authorization)) {
+		extra = p.dropAuth
 	}
 	st.rw.stripRequest(h, p.prefix, extra...)
+	st.cookie = stripCookies(h, p.cookies, st.cookie)
 	h.SetNoDefaultContentType(true) // forward no Content-Type the client did not send
 
 	if e != nil {
@@ -407,7 +418,7 @@ func (p *Proxy) rewrite(ctx *fasthttp.RequestCtx, st *reqState, e *entry, cred c
 		h.SetCanonical(hXForwardedHost, host)
 	}
 
-	if p.strip && cred.src == credQuery {
+	if p.strip && p.ext.param != nil && hasParam(h.RequestURI(), p.ext.param) {
 		b = appendWithoutParam(b[:0], h.RequestURI(), p.ext.param)
 		ctx.Request.SetRequestURIBytes(b)
 	}
@@ -596,120 +607,6 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// pathMatcher matches request paths against the public path globs.
-type pathMatcher struct {
-	globs    []string // path.Match patterns
-	prefixes []string // "/docs" for "/docs/**"
-}
-
-func newPathMatcher(patterns []string) (pathMatcher, error) {
-	var m pathMatcher
-	for _, pat := range patterns {
-		if !strings.HasPrefix(pat, "/") {
-			return m, fmt.Errorf("%q must start with /", pat)
-		}
-		if base, ok := strings.CutSuffix(pat, "/**"); ok {
-			if _, err := path.Match(base, ""); err != nil {
-				return m, fmt.Errorf("%q: %w", pat, err)
-			}
-			m.prefixes = append(m.prefixes, base)
-			continue
-		}
-		if _, err := path.Match(pat, ""); err != nil {
-			return m, fmt.Errorf("%q: %w", pat, err)
-		}
-		m.globs = append(m.globs, pat)
-	}
-	return m, nil
-}
-
-// match reports whether the raw path is public. scratch receives the
-// decoded path.
-func (m *pathMatcher) match(raw []byte, scratch *[]byte) bool {
-	if len(m.globs) == 0 && len(m.prefixes) == 0 {
-		return false
-	}
-	p, ok := cleanPath(raw, (*scratch)[:0])
-	*scratch = p
-	if !ok {
-		return false
-	}
-	s := unsafe.String(unsafe.SliceData(p), len(p))
-	for _, g := range m.globs {
-		if ok, _ := path.Match(g, s); ok {
-			return true
-		}
-	}
-	for _, base := range m.prefixes {
-		if matchPrefixGlob(base, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchPrefixGlob reports whether some leading segments of s match the glob
-// base as a whole.
-func matchPrefixGlob(base, s string) bool {
-	n := strings.Count(base, "/")
-	i, seen := 0, 0
-	for ; i < len(s); i++ {
-		if s[i] == '/' {
-			seen++
-			if seen > n {
-				break
-			}
-		}
-	}
-	if seen < n {
-		return false
-	}
-	ok, _ := path.Match(base, s[:i])
-	return ok
-}
-
-// cleanPath percent-decodes a raw path into dst, refusing any path that an
-// upstream might resolve to another one: not starting with '/', holding
-// "//", a backslash, a "." or ".." segment, an encoded '/', '\', '.' or
-// control character.
-func cleanPath(raw, dst []byte) ([]byte, bool) {
-	if len(raw) == 0 || raw[0] != '/' {
-		return dst, false
-	}
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c == '\\' || c < ' ' || c == 0x7f:
-			return dst, false
-		case c == '/':
-			if i+1 < len(raw) && raw[i+1] == '/' {
-				return dst, false
-			}
-			seg := raw[i+1:]
-			if j := bytes.IndexByte(seg, '/'); j >= 0 {
-				seg = seg[:j]
-			}
-			if string(seg) == "." || string(seg) == ".." {
-				return dst, false
-			}
-			dst = append(dst, c)
-		case c == '%':
-			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
-				return dst, false
-			}
-			d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
-			if d == '/' || d == '\\' || d == '.' || d < ' ' || d == 0x7f || d == '%' {
-				return dst, false
-			}
-			dst = append(dst, d)
-			i += 2
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst, true
-}
-
 func validHeaderName(s string) bool {
 	if s == "" {
 		return false
@@ -725,11 +622,4 @@ func validHeaderName(s string) bool {
 
 func isBase62(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-}
-
-// fasthttpLogger sends fasthttp's own messages to slog.
-type fasthttpLogger struct{ l *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
 }
