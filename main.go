@@ -156,7 +156,7 @@ func (a *App) Open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("keys.expiration_options: %w", err)
 		}
-		expirations = append(expirations, keys.Expiration{Name: name, After: d, Never: never})
+		expirations = append(expirations, keys.Expiration{Name: name, After: d, Months: config.ExpirationMonths(name), Never: never})
 	}
 	var disabled [4]bool
 	disabled[keys.TypePersonal] = !cfg.Keys.Personal.Enabled

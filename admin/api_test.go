@@ -144,7 +144,7 @@ func TestImportKeys(t *testing.T) {
 	ctx := context.Background()
 	sum := sha256.Sum256([]byte("legacy-token-2"))
 	body := `{"keys": [
-		{"token": "sk_live_abc123", "user_id": "alice", "display_name": "old", "metadata": {"from": "v1"}},
+		{"token": "sk_live_abc123xyz", "user_id": "alice", "display_name": "old", "metadata": {"from": "v1"}},
 		{"token_sha256": "` + hex.EncodeToString(sum[:]) + `", "type": "generic", "expires_at": ` + strconv.FormatInt(t0.Unix()+3600, 10) + `}
 	]}`
 	before := e.dump()
@@ -154,13 +154,13 @@ func TestImportKeys(t *testing.T) {
 		t.Fatalf("imported %v", m)
 	}
 	k0, k1 := ks[0].(map[string]any), ks[1].(map[string]any)
-	if k0["type"] != "personal" || k0["user_id"] != "alice" || k0["imported"] != true || k0["display"] != "…c123" || k0["token"] != nil {
+	if k0["type"] != "personal" || k0["user_id"] != "alice" || k0["imported"] != true || k0["display"] != "…3xyz" || k0["token"] != nil {
 		t.Fatalf("imported key 0 = %v", k0)
 	}
 	if k1["type"] != "generic" || num(t, k1, "expires_at") != t0.Unix()+3600 {
 		t.Fatalf("imported key 1 = %v", k1)
 	}
-	for _, tok := range []string{"sk_live_abc123", "legacy-token-2"} {
+	for _, tok := range []string{"sk_live_abc123xyz", "legacy-token-2"} {
 		if _, err := e.svc.Validate(ctx, tok); err != nil {
 			t.Errorf("imported %s does not validate: %v", tok, err)
 		}
@@ -170,7 +170,7 @@ func TestImportKeys(t *testing.T) {
 	}
 	// Importing a token that exists is a conflict and changes nothing.
 	before = e.dump()
-	r := e.call("POST", "/v1/keys/import", `{"keys": [{"token": "brand-new-1"}, {"token": "sk_live_abc123"}]}`)
+	r := e.call("POST", "/v1/keys/import", `{"keys": [{"token": "brand-new-token-01"}, {"token": "sk_live_abc123xyz"}]}`)
 	if r.status != 409 || r.obj(t)["error"] != "conflict" {
 		t.Fatalf("re-import: %d %s", r.status, r.body)
 	}
@@ -188,14 +188,14 @@ func TestImportMany(t *testing.T) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"token": "legacy-%05d", "display_name": "imported %d", "metadata": {"i": %d}}`, i, i, i)
+		fmt.Fprintf(&b, `{"token": "legacy-token-%05d", "display_name": "imported %d", "metadata": {"i": %d}}`, i, i, i)
 	}
 	b.WriteString(`]}`)
 	m := e.must(201, "POST", "/v1/keys/import", b.String())
 	if got := len(list(t, m, "keys")); got != n {
 		t.Fatalf("imported %d keys, want %d", got, n)
 	}
-	if _, err := e.svc.Validate(context.Background(), "legacy-09999"); err != nil {
+	if _, err := e.svc.Validate(context.Background(), "legacy-token-09999"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -54,6 +54,9 @@ type Proxy struct {
 	// StripCredentials removes the credential header or parameter before forwarding.
 	StripCredentials bool  `config:"strip_credentials"`
 	MaxBodyBytes     int64 `config:"max_body_bytes"`
+	// DropHeaders are request headers never forwarded: routing overrides
+	// and client-address claims some upstream stacks obey.
+	DropHeaders []string `config:"drop_headers"`
 
 	// ReadTimeout, WriteTimeout and IdleTimeout bound the client side of the
 	// proxy port: reading a request, writing a response, and an idle
@@ -195,6 +198,14 @@ type Portal struct {
 	// RollGraceOptions are the grace periods offered when rolling a key, as
 	// Go durations from 0s to 720h.
 	RollGraceOptions []string `config:"roll_grace_options"`
+
+	// MaxUserKeys and MaxOrgKeys cap the active keys a user (personal) or
+	// an org may hold for the portal to create more; 0 means no cap.
+	MaxUserKeys int `config:"max_user_keys"`
+	MaxOrgKeys  int `config:"max_org_keys"`
+	// CreatesPerHour limits how many keys one user may create in the
+	// portal per hour; 0 means no limit.
+	CreatesPerHour int `config:"creates_per_hour"`
 }
 
 // Log configures logging.
@@ -225,16 +236,18 @@ func Default() Config {
 	quota := Quota{Limit: 0, Period: "month"}
 	return Config{
 		Proxy: Proxy{
-			Listen:              ":8080",
-			Upstreams:           []string{"http://127.0.0.1:3000"},
-			UpstreamTimeout:     30 * time.Second,
-			DialTimeout:         5 * time.Second,
-			PublicPaths:         []string{},
-			KeyHeaders:          []string{"X-API-Key"},
-			KeyQueryParam:       "",
-			HeaderPrefix:        "X-Keygate-",
-			StripCredentials:    true,
-			MaxBodyBytes:        10 << 20,
+			Listen:           ":8080",
+			Upstreams:        []string{"http://127.0.0.1:3000"},
+			UpstreamTimeout:  30 * time.Second,
+			DialTimeout:      5 * time.Second,
+			PublicPaths:      []string{},
+			KeyHeaders:       []string{"X-API-Key"},
+			KeyQueryParam:    "",
+			HeaderPrefix:     "X-Keygate-",
+			StripCredentials: true,
+			MaxBodyBytes:     10 << 20,
+			DropHeaders: []string{"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Override-URL",
+				"X-Original-Host", "X-Host", "X-HTTP-Host-Override", "X-Client-IP", "True-Client-IP", "X-Cluster-Client-IP"},
 			ReadTimeout:         30 * time.Second,
 			WriteTimeout:        30 * time.Second,
 			IdleTimeout:         60 * time.Second,
@@ -281,6 +294,10 @@ func Default() Config {
 			LinkTTL:          15 * time.Minute,
 			SessionTTL:       time.Hour,
 			RollGraceOptions: []string{"0s", "1h", "24h", "168h"},
+
+			MaxUserKeys:    25,
+			MaxOrgKeys:     100,
+			CreatesPerHour: 20,
 		},
 		Log:             Log{Format: "text", Level: "info"},
 		ShutdownTimeout: 15 * time.Second,

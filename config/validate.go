@@ -86,6 +86,11 @@ func (c *Config) problems() []Problem {
 	if !isToken(p.HeaderPrefix) {
 		v.add("proxy.header_prefix", "%q is not a valid header name prefix (like X-Keygate-)", p.HeaderPrefix)
 	}
+	for i, h := range p.DropHeaders {
+		if !isToken(h) {
+			v.add(fmt.Sprintf("proxy.drop_headers[%d]", i), "%q is not a valid header name", h)
+		}
+	}
 	if p.MaxBodyBytes <= 0 {
 		v.add("proxy.max_body_bytes", "must be positive, got %d", p.MaxBodyBytes)
 	}
@@ -153,6 +158,9 @@ func (c *Config) problems() []Problem {
 			v.add("rate_limits."+r.typ+".limit", "must not be negative (0 means unlimited), got %d", r.Limit)
 		}
 		v.positive("rate_limits."+r.typ+".window", r.Window)
+		if r.Window > maxRateWindow {
+			v.add("rate_limits."+r.typ+".window", "must be at most %s (a year), got %s", formatDuration(maxRateWindow), formatDuration(r.Window))
+		}
 	}
 
 	for _, q := range []struct {
@@ -215,6 +223,14 @@ func (c *Config) problems() []Problem {
 		}
 	}
 	v.positive("portal.session_ttl", po.SessionTTL)
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"portal.max_user_keys", po.MaxUserKeys}, {"portal.max_org_keys", po.MaxOrgKeys}, {"portal.creates_per_hour", po.CreatesPerHour}} {
+		if n.v < 0 {
+			v.add(n.key, "must not be negative (0 means no limit), got %d", n.v)
+		}
+	}
 
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -295,6 +311,9 @@ func isLoopback(addr string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
+
+// maxRateWindow is keys.MaxRateWindow: windows beyond a year are refused.
+const maxRateWindow = 366 * 24 * time.Hour
 
 const (
 	alnum      = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

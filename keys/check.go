@@ -64,6 +64,9 @@ func normalizeMetadata(b []byte) (json.RawMessage, string) {
 	if buf.Len() > MaxMetadataBytes {
 		return nil, fmt.Sprintf("must be at most %d bytes as compact JSON (got %d)", MaxMetadataBytes, buf.Len())
 	}
+	if d := jsonDepth(buf.Bytes()); d > MaxMetadataDepth {
+		return nil, fmt.Sprintf("must nest at most %d levels deep (got %d)", MaxMetadataDepth, d)
+	}
 	return json.RawMessage(buf.Bytes()), ""
 }
 
@@ -91,7 +94,7 @@ func (s *Service) expiry(now time.Time, in string, at *int64) (*int64, string, s
 			if e.Never {
 				return nil, "", ""
 			}
-			v := now.Add(e.After).Unix()
+			v := e.From(now).Unix()
 			return &v, "", ""
 		}
 	}
@@ -125,5 +128,7 @@ func checkRateLimit(fe fieldErrors, r *RateLimit) {
 	}
 	if r.Window <= 0 {
 		fe.add("rate_limit.window", "must be a positive duration like 1m")
+	} else if r.Window > MaxRateWindow {
+		fe.add("rate_limit.window", fmt.Sprintf("must be at most %s (a year)", MaxRateWindow))
 	}
 }

@@ -12,9 +12,10 @@ const MaxMetadataBytes = 4096
 
 // Expiration is one expiration choice offered to users, such as "1mo".
 type Expiration struct {
-	Name  string
-	After time.Duration // ignored when Never
-	Never bool
+	Name   string
+	After  time.Duration // ignored when Never or Months > 0
+	Months int           // calendar months ("6mo" is 6, "1y" is 12); see Expiration.From
+	Never  bool
 }
 
 // Service is keygate's key lifecycle and validation core. It checks input,

@@ -190,6 +190,8 @@ func (s *Service) prepareKey(in *CreateKeyInput, imported bool) (*Key, error) {
 		case in.Token != "":
 			if f, _ := s.tokens.Check(in.Token); f == FormatMalformed {
 				fe.add("token", "must be 1–512 printable ASCII characters without spaces, and a token with a keygate prefix must be well-formed")
+			} else if len(in.Token) < MinImportedTokenLength {
+				fe.add("token", fmt.Sprintf("must be at least %d characters: a shorter token can be guessed", MinImportedTokenLength))
 			}
 			k.Hash = Hash(in.Token)
 			k.Display = s.tokens.Hint(in.Token)

@@ -129,7 +129,10 @@ func Hash(token string) [32]byte {
 	return sha256.Sum256([]byte(token))
 }
 
-// Hint returns the display hint of a token: its prefix and last 4 characters.
+// Hint returns the display hint of a token: its keygate prefix, if any,
+// and its last 4 characters, but only when the token is at least
+// MinHintLength long, so a hint never shows more than a quarter of a
+// token. A shorter (imported) token's hint shows nothing of it.
 func (t *Tokens) Hint(token string) string {
 	for _, typ := range Types {
 		if strings.HasPrefix(token, t.prefixes[typ]) {
@@ -139,9 +142,12 @@ func (t *Tokens) Hint(token string) string {
 	return "…" + last4(token)
 }
 
+// MinHintLength is the shortest token whose hint shows its last 4 characters.
+const MinHintLength = 16
+
 func last4(s string) string {
-	if len(s) <= 4 {
-		return s
+	if len(s) < MinHintLength {
+		return ""
 	}
 	return s[len(s)-4:]
 }

@@ -182,7 +182,7 @@ var revocations = []revocation{
 		setup: func(t *testing.T, s *stack, n int) (string, func() error) {
 			if !s.svc.HasImported() {
 				// Foreign tokens are looked up only once imported keys exist.
-				if _, err := s.svc.ImportKeys(context.Background(), []keys.CreateKeyInput{{Token: "legacy_first"}}); err != nil {
+				if _, err := s.svc.ImportKeys(context.Background(), []keys.CreateKeyInput{{Token: "legacy_first_token"}}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -428,7 +428,7 @@ func TestGateRules(t *testing.T) {
 	}
 
 	before := storeLookups(t, s)
-	for _, tok := range []string{"", "kgp_short", "kgg_" + generic[4:len(generic)-1] + "?", "has space", "legacy_unknown"} {
+	for _, tok := range []string{"", "kgp_short", "kgg_" + generic[4:len(generic)-1] + "?", "has space", "legacy_unknown_token"} {
 		if _, _, err := s.gate.Check(ctx, tok); !errors.Is(err, keys.ErrInvalidKey) {
 			t.Errorf("%q: %v, want ErrInvalidKey", tok, err)
 		}
@@ -436,13 +436,13 @@ func TestGateRules(t *testing.T) {
 	if got := storeLookups(t, s) - before; got != 0 {
 		t.Errorf("%v store lookups for malformed and foreign tokens, want none", got)
 	}
-	if _, err := s.svc.ImportKeys(ctx, []keys.CreateKeyInput{{Token: "legacy_known"}}); err != nil {
+	if _, err := s.svc.ImportKeys(ctx, []keys.CreateKeyInput{{Token: "legacy_known_token"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.gate.Check(ctx, "legacy_known"); err != nil {
+	if _, _, err := s.gate.Check(ctx, "legacy_known_token"); err != nil {
 		t.Errorf("imported foreign token: %v", err)
 	}
-	if _, _, err := s.gate.Check(ctx, "legacy_unknown"); !errors.Is(err, keys.ErrInvalidKey) {
+	if _, _, err := s.gate.Check(ctx, "legacy_unknown_token"); !errors.Is(err, keys.ErrInvalidKey) {
 		t.Errorf("unknown foreign token: %v", err)
 	}
 	if got := storeLookups(t, s) - before; got != 2 {

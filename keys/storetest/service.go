@@ -289,11 +289,11 @@ func testImport(t *testing.T, open Opener) {
 		}
 	}
 	// All or nothing: a duplicate fails the whole batch.
-	_, err = h.svc.ImportKeys(ctx, []keys.CreateKeyInput{{Token: "fresh-one"}, {Token: "sk_live_legacy123"}})
+	_, err = h.svc.ImportKeys(ctx, []keys.CreateKeyInput{{Token: "fresh-one-0123456"}, {Token: "sk_live_legacy123"}})
 	if keys.ErrorCode(err) != keys.EConflict {
 		t.Fatalf("duplicate import: %v", err)
 	}
-	if err := h.validate("fresh-one"); !errors.Is(err, keys.ErrInvalidKey) {
+	if err := h.validate("fresh-one-0123456"); !errors.Is(err, keys.ErrInvalidKey) {
 		t.Fatalf("half an import landed: %v", err)
 	}
 }
@@ -416,7 +416,7 @@ func testConcurrentWrites(t *testing.T, open Opener) {
 
 func testImportIgnoresDefaultExpiration(t *testing.T, open Opener) {
 	h := newHarness(t, open, func(o *keys.Options) { o.DefaultExpiration = "1mo" })
-	ks, err := h.svc.ImportKeys(context.Background(), []keys.CreateKeyInput{{Token: "legacy-forever"}})
+	ks, err := h.svc.ImportKeys(context.Background(), []keys.CreateKeyInput{{Token: "legacy-forever-0123"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +570,7 @@ func testChangesNamed(t *testing.T, open Opener) {
 	if c := last(); len(c.KeyIDs) != 1 || c.KeyIDs[0] != k.ID {
 		t.Errorf("UpdateKey: %+v", c)
 	}
-	if _, err := h.svc.ImportKeys(ctx, []keys.CreateKeyInput{{Token: "legacy-1"}, {Token: "legacy-2"}}); err != nil {
+	if _, err := h.svc.ImportKeys(ctx, []keys.CreateKeyInput{{Token: "legacy-token-0001"}, {Token: "legacy-token-0002"}}); err != nil {
 		t.Fatal(err)
 	}
 	if c := last(); len(c.Hashes) != 2 || c.Imported != 2 {
