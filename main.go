@@ -33,6 +33,7 @@ import (
 	"github.com/keygate/keygate/postgres"
 	"github.com/keygate/keygate/proxy"
 	"github.com/keygate/keygate/quota"
+	"github.com/keygate/keygate/redact"
 	"github.com/keygate/keygate/usage"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -229,6 +230,10 @@ func (a *App) Open(ctx context.Context) error {
 		FlushInterval: cfg.Usage.FlushInterval, Logger: a.Logger, Errors: a.Metrics.LimiterError}
 	switch cfg.Limiter.Backend {
 	case "redis":
+		// go-redis has one logger per process (redis.SetLogger is global):
+		// the last App opened owns it. It logs through slog, redacted, so
+		// its lines match the log format and carry no request material.
+		redis.SetLogger(redact.Redis{L: a.Logger})
 		a.redis = redis.NewClient(&redis.Options{Addr: cfg.Limiter.RedisAddr, Password: cfg.Limiter.RedisPassword, DB: cfg.Limiter.RedisDB,
 			ContextTimeoutEnabled: true}) // so limiter.timeout bounds a hung Redis
 		onErr := limiter.OnErrorAllow
@@ -297,6 +302,8 @@ func (a *App) Open(ctx context.Context) error {
 		HeaderPrefix:        cfg.Proxy.HeaderPrefix,
 		StripCredentials:    cfg.Proxy.StripCredentials,
 		MaxBodyBytes:        cfg.Proxy.MaxBodyBytes,
+		DropHeaders:         cfg.Proxy.DropHeaders,
+		DropCookies:         append(admin.CookieNames(), portal.CookieNames()...),
 		PortalPath:          cfg.Portal.Path,
 		Portal:              fasthttpadaptor.NewFastHTTPHandler(a.Portal.Handler()),
 		Logger:              a.Logger,

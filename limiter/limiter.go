@@ -48,16 +48,26 @@ type gcra struct {
 	capacity int64 // interval*limit, so that bursts are exactly limit requests
 }
 
+// MaxWindow is the longest window a Limit means; a longer one counts as
+// MaxWindow. Keeping windows (and so capacities) this small keeps every sum
+// of times far from overflowing int64 nanoseconds, and exact in the Redis
+// script's doubles (2^53 µs). Config and the admin API refuse longer ones.
+const MaxWindow = 366 * 24 * time.Hour
+
 // newGCRA converts a limited l into clock units of unit (1 for nanoseconds).
 // The interval is rounded down (never below 1), so the steady rate is at
 // least Limit per Window, and the capacity is interval*Limit rather than
 // Window, so a burst is exactly Limit requests whatever the rounding.
+// Window is capped at MaxWindow and Limit at MaxWindow in units, so the
+// capacity is at most MaxWindow (or that many units).
 func newGCRA(l Limit, unit time.Duration) gcra {
-	iv := int64(l.Window/unit) / l.Limit
+	w := min(l.Window, MaxWindow)
+	n := min(l.Limit, int64(MaxWindow/unit))
+	iv := int64(w/unit) / n
 	if iv < 1 {
 		iv = 1
 	}
-	return gcra{interval: iv, capacity: iv * l.Limit}
+	return gcra{interval: iv, capacity: iv * n}
 }
 
 // decide applies one request at now to the theoretical arrival time tat
@@ -66,16 +76,17 @@ func newGCRA(l Limit, unit time.Duration) gcra {
 //
 // A tat more than capacity ahead can only come from a lowered limit; it is
 // clamped so a lowered limit means "bucket empty", not a debt from the old one.
+//
+// It works on the distance d = tat-now, which lies in [0, capacity], so no
+// sum exceeds now+capacity: whatever the limit, nothing overflows.
 func (g gcra) decide(tat, now int64) (next int64, allowed bool, remaining, reset, retry int64) {
-	if tat < now {
-		tat = now
+	var d int64
+	if tat > now {
+		d = min(tat-now, g.capacity) // tat > now: no overflow
 	}
-	if tat > now+g.capacity {
-		tat = now + g.capacity
+	if d <= g.capacity-g.interval {
+		d += g.interval
+		return now + d, true, (g.capacity - d) / g.interval, d, 0
 	}
-	next = tat + g.interval
-	if next-now <= g.capacity {
-		return next, true, (g.capacity - (next - now)) / g.interval, next - now, 0
-	}
-	return tat, false, (g.capacity - (tat - now)) / g.interval, tat - now, next - now - g.capacity
+	return now + d, false, (g.capacity - d) / g.interval, d, d + g.interval - g.capacity
 }

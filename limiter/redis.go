@@ -129,7 +129,7 @@ func (r *Redis) Allow(ctx context.Context, owner string, l Limit) (Result, error
 	g := newGCRA(l, time.Microsecond)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	v, err := gcraScript.Run(ctx, r.client, []string{r.prefix + owner}, g.interval, l.Limit).Int64Slice()
+	v, err := gcraScript.Run(ctx, r.client, []string{r.prefix + owner}, g.interval, g.capacity/g.interval).Int64Slice()
 	if err == nil && len(v) != 4 {
 		err = fmt.Errorf("script returned %d values, want 4", len(v))
 	}
