@@ -303,7 +303,7 @@ func (a *App) Open(ctx context.Context) error {
 		StripCredentials:    cfg.Proxy.StripCredentials,
 		MaxBodyBytes:        cfg.Proxy.MaxBodyBytes,
 		DropHeaders:         cfg.Proxy.DropHeaders,
-		DropCookies:         append(admin.CookieNames(), portal.CookieNames()...),
+		DropCookies:         append(dashboard.CookieNames(), portal.CookieNames()...),
 		PortalPath:          cfg.Portal.Path,
 		Portal:              fasthttpadaptor.NewFastHTTPHandler(a.Portal.Handler()),
 		Logger:              a.Logger,

@@ -402,11 +402,10 @@ func (s *Server) checkAPIKey(w http.ResponseWriter, r *http.Request, token strin
 		return nil, &rateLimitedError{retryAfter: res.RetryAfter}
 	case errors.Is(err, quota.ErrExceeded):
 		return nil, &quotaExceededError{refill: q.Reset, refills: q.ResetsAt > 0}
-	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExpiredKey):
-		return nil, err
+	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExpiredKey), errors.Is(err, keys.ErrStoreUnavailable):
+		return nil, err // the error table: 503 store_unavailable as on the proxy port
 	default:
-		return nil, &httpError{status: http.StatusServiceUnavailable, code: codeUnavailable,
-			message: "the key store is unavailable; try again", cause: err}
+		return nil, fmt.Errorf("%w: %w", keys.ErrStoreUnavailable, err)
 	}
 	if id == nil {
 		return nil, fmt.Errorf("validate: checker returned no identity and no error")

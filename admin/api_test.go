@@ -309,7 +309,7 @@ func TestValidate(t *testing.T) {
 	e.checker.quota.Store(nil)
 
 	e.checker.fail.Store(true)
-	if r := e.call("POST", "/v1/validate", `{"api_key": "`+personal+`"}`); r.status != 503 || r.obj(t)["error"] != "unavailable" || strings.Contains(string(r.body), "disk") {
+	if r := e.call("POST", "/v1/validate", `{"api_key": "`+personal+`"}`); r.status != 503 || r.obj(t)["error"] != "store_unavailable" || strings.Contains(string(r.body), "disk") {
 		t.Fatalf("store down: %d %s", r.status, r.body)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keygate/keygate/httperr"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -16,14 +17,10 @@ import (
 // not_found, conflict).
 const (
 	codeUnauthorized     = "unauthorized"
-	codeInvalidKey       = "invalid_api_key"
-	codeExpiredKey       = "expired_api_key"
-	codeRateLimited      = "rate_limited"
 	codeQuotaExceeded    = "quota_exceeded"
+	codeUnavailable      = "unavailable" // the quota counters, not the key store
 	codeMethodNotAllowed = "method_not_allowed"
 	codeNotImplemented   = "not_implemented"
-	codeUnavailable      = "unavailable"
-	codeStoreUnavailable = "store_unavailable"
 	codeInternal         = "internal"
 )
 
@@ -109,37 +106,20 @@ func errorResponse(err error) (int, errorBody) {
 		}
 		return http.StatusTooManyRequests, body
 	case errors.As(err, &rl):
-		body.Error, body.Message = codeRateLimited, "the key's owner is over its rate limit"
+		body.Error, body.Message = httperr.RateLimited.Code, "the key's owner is over its rate limit"
 		body.WaitSeconds = waitSeconds(rl.retryAfter)
 		return http.StatusTooManyRequests, body
 	case errors.As(err, &he):
 		body.Error, body.Message = he.code, he.message
 		return he.status, body
-	case errors.As(err, &ke):
-		body.Error, body.Message = ke.Code, ke.Message
-		if ke.Fields != nil {
+	}
+	// The domain errors: one table for the proxy, /v1/validate and the API.
+	if e, ok := httperr.Of(err); ok {
+		body.Error, body.Message = e.Code, e.Message
+		if errors.As(err, &ke) && ke.Fields != nil {
 			body.Fields = ke.Fields
 		}
-		switch ke.Code {
-		case keys.EInvalid:
-			return http.StatusBadRequest, body
-		case keys.ENotFound:
-			return http.StatusNotFound, body
-		case keys.EConflict:
-			return http.StatusConflict, body
-		}
-	case errors.Is(err, keys.ErrNotFound):
-		body.Error, body.Message = keys.ENotFound, "not found"
-		return http.StatusNotFound, body
-	case errors.Is(err, keys.ErrUnavailable):
-		body.Error, body.Message = codeStoreUnavailable, "the key store is unavailable; try again shortly"
-		return http.StatusServiceUnavailable, body
-	case errors.Is(err, keys.ErrInvalidKey):
-		body.Error, body.Message = codeInvalidKey, "the API key is invalid"
-		return http.StatusUnauthorized, body
-	case errors.Is(err, keys.ErrExpiredKey):
-		body.Error, body.Message = codeExpiredKey, "the API key has expired"
-		return http.StatusUnauthorized, body
+		return e.Status, body
 	}
 	return http.StatusInternalServerError, errorBody{Error: codeInternal, Message: "internal error; see the server log", Fields: map[string][]string{}}
 }

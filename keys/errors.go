@@ -12,6 +12,9 @@ import (
 var (
 	ErrInvalidKey = errors.New("invalid_api_key")
 	ErrExpiredKey = errors.New("expired_api_key")
+	// ErrStoreUnavailable is wrapped into the error of a key lookup that
+	// failed for another reason than an unknown key.
+	ErrStoreUnavailable = errors.New("store_unavailable")
 )
 
 // Error codes of Error, mapped to HTTP statuses once, at the edge.

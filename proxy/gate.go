@@ -15,8 +15,9 @@ import (
 )
 
 // ErrStoreUnavailable wraps the error of a key lookup that failed for
-// another reason than an unknown key (503 store_unavailable).
-var ErrStoreUnavailable = errors.New("store_unavailable")
+// another reason than an unknown key (503 store_unavailable); it is
+// keys.ErrStoreUnavailable.
+var ErrStoreUnavailable = keys.ErrStoreUnavailable
 
 // Limiter counts a request against its owner's limit; *limiter.Memory and
 // *limiter.Redis are Limiters. On a backend error it returns the Result its

@@ -17,6 +17,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keygate/keygate/httperr"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/metrics"
@@ -563,16 +564,18 @@ func underPath(p, base []byte) bool {
 	return bytes.HasPrefix(p, base) && (len(p) == len(base) || p[len(base)] == '/')
 }
 
-// Errors JSON bodies (SPEC §3).
+// Errors JSON bodies (SPEC §3), from the one error table.
 var (
-	errMissingKey      = errorBody("missing_api_key", "an API key is required: send it as Authorization: Bearer <key>")
-	errInvalidKey      = errorBody("invalid_api_key", "the API key is not valid")
-	errExpiredKey      = errorBody("expired_api_key", "the API key has expired")
-	errStore           = errorBody("store_unavailable", "the key store is unavailable, try again shortly")
-	errUpstreamDown    = errorBody("upstream_unavailable", "the upstream service is unavailable")
-	errUpstreamTimeout = errorBody("upstream_timeout", "the upstream service did not answer in time")
+	errMissingKey      = entryBody(httperr.MissingKey)
+	errInvalidKey      = entryBody(httperr.InvalidKey)
+	errExpiredKey      = entryBody(httperr.ExpiredKey)
+	errStore           = entryBody(httperr.StoreUnavailable)
+	errUpstreamDown    = entryBody(httperr.UpstreamDown)
+	errUpstreamTimeout = entryBody(httperr.UpstreamTimeout)
 	errNotFound        = errorBody("not_found", "there is nothing here")
 )
+
+func entryBody(e httperr.Entry) []byte { return errorBody(e.Code, e.Message) }
 
 func errorBody(code, msg string) []byte {
 	return []byte(`{"error":"` + code + `","message":"` + msg + `"}`)

@@ -143,22 +143,23 @@ func hasCookie(v []byte, names [][]byte) bool {
 // cookies named in names. Every other segment keeps its bytes, separators
 // included; only the whitespace that would lead the result is dropped.
 func appendWithoutCookies(dst, v []byte, names [][]byte) []byte {
-	start := len(dst)
-	for len(v) > 0 {
+	first := true
+	for last := false; !last; {
 		seg := v
 		if i := bytes.IndexByte(v, ';'); i >= 0 {
 			seg, v = v[:i], v[i+1:]
 		} else {
-			v = nil
+			last = true // a trailing ';' leaves one empty segment, kept
 		}
 		if isNamed(cookieName(seg), names) {
 			continue
 		}
-		if len(dst) > start {
-			dst = append(dst, ';')
-		} else {
+		if first {
 			seg = bytes.TrimLeft(seg, " \t")
+		} else {
+			dst = append(dst, ';')
 		}
+		first = false
 		dst = append(dst, seg...)
 	}
 	return dst

@@ -54,6 +54,10 @@ var tests = []struct {
 	{"Service/RollImportedKey", testRollImportedKey},
 	{"Service/QuotaOverridesStored", testQuotaOverridesStored},
 	{"Store/QuotaUsage", testQuotaUsageStore},
+	{"Service/CalendarExpiration", testCalendarExpiration},
+	{"Service/MetadataDepth", testMetadataDepth},
+	{"Service/ShortImportedTokens", testShortImportedTokens},
+	{"Service/RateWindowBounded", testRateWindowBounded},
 
 	// The store directly, primitive by primitive.
 	{"Store/Keys", testStoreKeys},
