@@ -284,6 +284,9 @@ func (a *App) Open(ctx context.Context) error {
 		RollGraceOptions:  graces,
 		Quotas:            a.Quotas,
 		QuotaDefaults:     quotas,
+		MaxUserKeys:       cfg.Portal.MaxUserKeys,
+		MaxOrgKeys:        cfg.Portal.MaxOrgKeys,
+		CreatesPerHour:    cfg.Portal.CreatesPerHour,
 		Logger:            a.Logger,
 	})
 

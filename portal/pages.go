@@ -34,7 +34,8 @@ const csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 's
 func (p *Portal) routes() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /{$}", p.home)
-	m.HandleFunc("GET /login", p.login)
+	m.HandleFunc("GET /login", p.openLink) // a page: link scanners cannot burn the link
+	m.HandleFunc("POST /login", p.login)
 	m.HandleFunc("GET /keys/{id}", p.keyPage)
 	m.HandleFunc("GET /keys/{id}/delete", p.confirmDelete)
 	m.HandleFunc("POST /keys", p.post(p.createKey))
@@ -111,6 +112,9 @@ type page struct {
 	// created, after a roll: Message says what became of the old key
 	Rolled bool
 
+	// open: the link's token, posted back by the page's button
+	LinkToken string
+
 	// message
 	Heading, Message string
 	Refresh          bool
@@ -123,6 +127,7 @@ type section struct {
 	Heading     string
 	Intro       string
 	Quota       string // "8,213 of 10,000 requests left this month"; "" for none
+	Limits      string // the caps on creating keys, in words; "" when none
 	OrgKeys     bool
 	Keys        []keyRow
 	More        bool // the list was cut short
@@ -213,8 +218,13 @@ func (p *Portal) setCookie(w http.ResponseWriter, r *http.Request, name, value s
 // login exchanges a link for a session and moves the link token out of the
 // address bar with a redirect.
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		p.message(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
 	now := p.now()
-	l, ok, err := p.sessions.takeLink(r.Context(), r.URL.Query().Get("token"), now)
+	l, ok, err := p.sessions.takeLink(r.Context(), r.PostForm.Get("token"), now)
 	if err != nil {
 		p.internal(w, r, "take portal link", err)
 		return
@@ -372,6 +382,9 @@ func (p *Portal) fillSection(ctx context.Context, s *section, f keys.KeyFilter) 
 			return fmt.Errorf("list %s keys: %w", s.Scope, err)
 		}
 		s.More = s.More || next != ""
+		if status == "active" {
+			s.Limits = p.limitsText(s.Scope, len(ks), next != "")
+		}
 		for _, k := range ks {
 			s.Keys = append(s.Keys, keyRow{Key: k, Status: status, Spark: p.sparkline(ctx, k.ID)})
 		}
@@ -452,7 +465,7 @@ func (p *Portal) createKey(w http.ResponseWriter, r *http.Request, v *visit) {
 	} else if utf8.RuneCountInString(in.DisplayName) > 200 {
 		err = keys.FieldError("display_name", "must be at most 200 characters")
 	} else {
-		k, token, err = p.svc.CreateKey(v.actor(r.Context()), in)
+		k, token, err = p.createCapped(r.Context(), v, in)
 	}
 	var kerr *keys.Error
 	if errors.As(err, &kerr) && kerr.Code == keys.EInvalid {
@@ -464,6 +477,9 @@ func (p *Portal) createKey(w http.ResponseWriter, r *http.Request, v *visit) {
 		for _, s := range pg.Sections {
 			if s.Scope == scope {
 				s.Name, s.Choices, s.Error, s.FieldErrors = in.DisplayName, p.choices(in.ExpiresIn), "The key was not created.", kerr.Fields
+				if len(kerr.Fields) == 0 {
+					s.Error += " " + kerr.Message
+				}
 			}
 		}
 		p.render(w, r, http.StatusBadRequest, "home", pg)

@@ -14,9 +14,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/usage"
 )
 
@@ -56,6 +58,11 @@ type Options struct {
 	// leaves it out. QuotaDefaults is each key type's quota.
 	Quotas        QuotaReader
 	QuotaDefaults [4]keys.Quota
+	// MaxUserKeys and MaxOrgKeys cap the active personal keys of a user and
+	// the active keys of an org for the portal to create another; 0 means
+	// no cap. CreatesPerHour limits the keys one user creates here per hour;
+	// 0 means no limit. The admin API is not bound by them.
+	MaxUserKeys, MaxOrgKeys, CreatesPerHour int
 	// Logger defaults to discarding everything.
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -75,6 +82,8 @@ type Portal struct {
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
+	creates  *limiter.Memory // nil: creation is not rate limited
+	createMu sync.Mutex      // count and create as one step under the caps
 	pages    map[string]*template.Template
 	css      []byte
 	handler  http.Handler
@@ -132,6 +141,9 @@ func New(opts Options) *Portal {
 	if p.graces == nil {
 		p.graces = defaultGraceOptions
 	}
+	if opts.CreatesPerHour > 0 {
+		p.creates = limiter.NewMemory(limiter.MemoryOptions{Now: p.now, IdleTTL: time.Hour})
+	}
 	p.parseTemplates()
 	css, _ := fs.ReadFile(assets, "static/portal.css")
 	// The accent colour is checked above, so it cannot break out of CSS.
@@ -149,6 +161,9 @@ func (p *Portal) Close() {
 		close(p.stop)
 	}
 	<-p.done
+	if p.creates != nil {
+		p.creates.Close()
+	}
 }
 
 func (p *Portal) sweeper() {

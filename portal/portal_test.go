@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -191,11 +193,25 @@ func (b *browser) post(path string, vals url.Values, header ...string) response 
 	return b.do(req)
 }
 
+var linkTokenRE = regexp.MustCompile(`name="token" value="([^"]+)"`)
+
+// open opens a link as a person does: the page, then its button, which
+// posts the token back.
+func (b *browser) open(link string) response {
+	b.e.t.Helper()
+	page := b.get(link)
+	m := linkTokenRE.FindStringSubmatch(page.body)
+	if page.status != http.StatusOK || m == nil {
+		return page
+	}
+	return b.post(base+"/login", url.Values{"token": {html.UnescapeString(m[1])}})
+}
+
 // login opens a link for userID (and orgID) and returns the home page.
 func (e *env) login(userID, orgID string) (*browser, response) {
 	e.t.Helper()
 	b := e.browser()
-	r := b.get(e.link(userID, orgID))
+	r := b.open(e.link(userID, orgID))
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != base+"/" {
 		e.t.Fatalf("open link: %d %v", r.status, r.header)
 	}
@@ -222,7 +238,7 @@ func TestLinkIsSingleUseAndSetsStrictCookie(t *testing.T) {
 	path := strings.TrimPrefix(link, "http://gw.example:8080")
 
 	b := e.browser()
-	r := b.get(path)
+	r := b.open(path)
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != base+"/" {
 		t.Fatalf("open: %d, Location %q", r.status, r.header.Get("Location"))
 	}
@@ -246,12 +262,12 @@ func TestLinkIsSingleUseAndSetsStrictCookie(t *testing.T) {
 
 	// A second open, from any browser, fails.
 	for _, c := range []*browser{b, e.browser()} {
-		if r := c.get(path); r.status != http.StatusGone || !strings.Contains(r.body, "expired") {
+		if r := c.open(path); r.status != http.StatusGone || !strings.Contains(r.body, "expired") {
 			t.Errorf("reused link: %d", r.status)
 		}
 	}
 	// So does a forged one.
-	if r := e.browser().get(base + "/login?token=" + strings.Repeat("A", 43)); r.status != http.StatusGone {
+	if r := e.browser().open(base + "/login?token=" + strings.Repeat("A", 43)); r.status != http.StatusGone {
 		t.Errorf("forged link: %d", r.status)
 	}
 	if r := e.browser().get(base + "/"); r.status != http.StatusUnauthorized {
@@ -270,7 +286,7 @@ func TestLinkExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Add(time.Minute)
-	if r := e.browser().get(u); r.status != http.StatusGone {
+	if r := e.browser().open(u); r.status != http.StatusGone {
 		t.Fatalf("expired link: %d", r.status)
 	}
 }
@@ -302,7 +318,9 @@ func TestSecureCookie(t *testing.T) {
 			e := newEnv(t, func(o *Options) { o.PublicURL = tt.publicURL })
 			e.user("alice")
 			u, _ := url.Parse(e.link("alice", ""))
-			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+u.RequestURI(), nil)
+			form := url.Values{"token": {u.Query().Get("token")}}
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+base+"/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if tt.proto != "" {
 				req.Header.Set("X-Forwarded-Proto", tt.proto)
 			}
@@ -760,4 +778,75 @@ func (e *env) counts() (links, sessions int) {
 		e.t.Fatal(err)
 	}
 	return links, sessions
+}
+
+// Issue 10.15: a single-use link was consumed by the first GET, so mail
+// scanners and chat unfurlers burned it. A GET now shows a page; only its
+// button's POST signs in.
+func TestLinkSurvivesScanners(t *testing.T) {
+	e := newEnv(t, nil)
+	e.user("alice")
+	link := e.link("alice", "")
+	for i := 0; i < 3; i++ { // a scanner, an unfurler, a preview
+		r := e.browser().get(link)
+		if r.status != http.StatusOK || !strings.Contains(r.body, `id="open"`) || len(r.header.Values("Set-Cookie")) != 0 {
+			t.Fatalf("GET %d: %d, cookies %q", i, r.status, r.header.Values("Set-Cookie"))
+		}
+	}
+	if links, sessions := e.counts(); links != 1 || sessions != 0 {
+		t.Fatalf("after GETs: links %d, sessions %d; want 1, 0", links, sessions)
+	}
+	b := e.browser()
+	if r := b.open(link); r.status != http.StatusSeeOther {
+		t.Fatalf("the person's open: %d", r.status)
+	}
+	if home := b.get(base + "/"); home.status != http.StatusOK {
+		t.Fatalf("home: %d", home.status)
+	}
+	if r := e.browser().open(link); r.status != http.StatusGone {
+		t.Errorf("second POST: %d, want 410", r.status)
+	}
+}
+
+// Issue 10.9: one portal session could create thousands of keys. Caps on
+// active keys (per user, per org) and on creations per hour, shown on the
+// page.
+func TestPortalCreationCaps(t *testing.T) {
+	t.Run("active keys", func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.MaxUserKeys = 2 })
+		e.user("alice")
+		b, home := e.login("alice", "")
+		if !strings.Contains(home.body, "Up to 2 active keys (0 now)") {
+			t.Errorf("home does not state the cap:\n%s", home.body)
+		}
+		for i := 0; i < 2; i++ {
+			if r := b.post(base+"/keys", url.Values{"scope": {"personal"}, "display_name": {fmt.Sprint("k", i)}, "expires_in": {"never"}}); r.status != http.StatusOK {
+				t.Fatalf("create %d: %d", i, r.status)
+			}
+		}
+		r := b.post(base+"/keys", url.Values{"scope": {"personal"}, "display_name": {"k3"}, "expires_in": {"never"}})
+		if r.status != http.StatusBadRequest || !strings.Contains(r.body, "2 active keys, the most allowed") {
+			t.Fatalf("third create: %d\n%s", r.status, r.body)
+		}
+	})
+	t.Run("per hour", func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.CreatesPerHour = 2 })
+		e.user("alice")
+		b, home := e.login("alice", "")
+		if !strings.Contains(home.body, "create up to 2 keys an hour") {
+			t.Errorf("home does not state the rate:\n%s", home.body)
+		}
+		create := func() response {
+			return b.post(base+"/keys", url.Values{"scope": {"personal"}, "display_name": {"k"}, "expires_in": {"never"}})
+		}
+		create()
+		create()
+		if r := create(); r.status != http.StatusBadRequest || !strings.Contains(r.body, "at most 2 keys an hour") {
+			t.Fatalf("third create: %d\n%s", r.status, r.body)
+		}
+		e.clock.Add(31 * time.Minute)
+		if r := create(); r.status != http.StatusOK {
+			t.Fatalf("after half an hour: %d", r.status)
+		}
+	})
 }
