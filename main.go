@@ -322,7 +322,10 @@ func (a *App) Open(ctx context.Context) error {
 		a.AdminToken = "kgadmin_" + hex.EncodeToString(b[:])
 		fmt.Fprintf(a.stderr, "keygate: no admin.token configured; generated one for this run (shown once):\n\n    %s\n\n", a.AdminToken)
 	}
+	// One count of failed admin-token attempts for the API and the login form.
+	throttle := admin.NewAuthThrottle(0, 0, nil)
 	a.Admin = admin.New(admin.Options{
+		Throttle:      throttle,
 		Service:       a.Service,
 		Token:         a.AdminToken,
 		Checker:       a.Gate,
@@ -335,6 +338,7 @@ func (a *App) Open(ctx context.Context) error {
 		Logger:        a.Logger,
 	})
 	dashboard.New(dashboard.Options{
+		Throttle:         throttle,
 		Service:          a.Service,
 		Store:            a.Store,
 		Token:            a.AdminToken,

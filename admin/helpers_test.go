@@ -137,6 +137,8 @@ func newEnv(t *testing.T, mod func(*admin.Options)) *env {
 		Ready:       func(context.Context) error { err, _ := e.ready.Load().(error); return err },
 		PortalLinks: e.linker,
 		Now:         e.clock.Now,
+		// Tests send wrong tokens on purpose; TestAuthThrottle sets its own.
+		Throttle: admin.NewAuthThrottle(1<<30, time.Minute, e.clock.Now),
 	}
 	if mod != nil {
 		mod(&opts)

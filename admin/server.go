@@ -54,6 +54,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// PortalLinks answers POST /v1/portal-links; nil answers 501.
 	PortalLinks PortalLinker
+	// Throttle counts failed authentications per client address; nil
+	// means one of the server's own with the defaults.
+	Throttle *AuthThrottle
 	// Logger defaults to discarding everything.
 	Logger *slog.Logger
 	// Now defaults to time.Now; it sets the default usage range.
@@ -78,6 +81,7 @@ type Server struct {
 	// constant time leaks neither the token nor its length.
 	tokenSum [32]byte
 	hasToken bool
+	throttle *AuthThrottle
 
 	mux     *http.ServeMux
 	handler http.Handler
@@ -98,7 +102,11 @@ func New(opts Options) *Server {
 		now:           opts.Now,
 		tokenSum:      sha256.Sum256([]byte(opts.Token)),
 		hasToken:      opts.Token != "",
+		throttle:      opts.Throttle,
 		mux:           http.NewServeMux(),
+	}
+	if s.throttle == nil {
+		s.throttle = NewAuthThrottle(0, 0, opts.Now)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -143,7 +151,15 @@ func (s *Server) api(fn apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Answers can carry tokens (key creation): never cache them.
 		w.Header().Set("Cache-Control", "no-store")
+		addr := ClientAddr(r)
+		if wait, blocked := s.throttle.Blocked(addr); blocked {
+			writeThrottled(w, wait)
+			return
+		}
 		if !s.authorized(r) {
+			s.throttle.Fail(addr)
+			// Never the token: only who tried and where.
+			s.log.Warn("admin API authentication failed", "remote", addr, "method", r.Method, "path", r.URL.Path)
 			s.writeError(w, r, errUnauthorized)
 			return
 		}

@@ -32,8 +32,13 @@ func full() Config {
 			IdleTimeout:         2 * time.Minute,
 			MaxConnsPerUpstream: 64,
 		},
+<<<<<<< HEAD
 		Admin: Admin{Listen: "0.0.0.0:9090", Token: "s3cret-admin-token", SessionTTL: 24 * time.Hour},
 		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test", MaxConns: 25},
+=======
+		Admin: Admin{Listen: "0.0.0.0:9090", Token: "s3cret-admin-token-0123456789abcdef", SessionTTL: 24 * time.Hour},
+		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test"},
+>>>>>>> 49b03b2 (Admin: token of at least 32 characters on a non-loopback admin port; failed API and login attempts throttled per client address (one count for both) and logged without the token)
 		Cache: Cache{TTL: time.Minute, NegativeTTL: 10 * time.Second, MaxEntries: 5000},
 		Keys: Keys{
 			Prefix:            "acme",
@@ -300,6 +305,10 @@ func TestInvalid(t *testing.T) {
 		{yaml: "proxy:\n  max_body_bytes: 0\n", want: `proxy.max_body_bytes: must be positive, got 0`},
 		{yaml: "proxy:\n  max_conns_per_upstream: 0\n", want: `proxy.max_conns_per_upstream: must be positive`},
 		{yaml: "admin:\n  listen: nope\n", want: `admin.listen: "nope" is not host:port`},
+		{yaml: "admin:\n  listen: \"0.0.0.0:9080\"\n  token: short\n", want: `admin.token: must be at least 32 characters when admin.listen "0.0.0.0:9080" is not a loopback address (got 5)`},
+		{yaml: "rate_limits:\n  org:\n    window: 1300000h\n", want: `rate_limits.org.window: must be at most`},
+		{yaml: "portal:\n  max_org_keys: -1\n", want: `portal.max_org_keys: must not be negative`},
+		{yaml: "proxy:\n  drop_headers: [\"bad header\"]\n", want: `proxy.drop_headers[0]: "bad header" is not a valid header name`},
 		{yaml: "admin:\n  listen: \":9080\"\n", want: `admin.token: must be set when admin.listen ":9080" is not a loopback address`},
 		{yaml: "admin:\n  listen: \"example.com:9080\"\n", want: `admin.token: must be set when admin.listen`},
 		{yaml: "admin:\n  token: \"tok \"\n", want: `admin.token: must not contain spaces or control characters`},
@@ -383,7 +392,7 @@ func TestValidValues(t *testing.T) {
 		"proxy:\n  key_query_param: api_key\n",
 		"admin:\n  listen: \"localhost:9080\"\n",
 		"admin:\n  listen: \"[::1]:9080\"\n",
-		"admin:\n  listen: \"0.0.0.0:9080\"\n  token: t\n",
+		"admin:\n  listen: \"0.0.0.0:9080\"\n  token: 0123456789abcdef0123456789abcdef\n",
 		"limiter:\n  redis_addr: \"\"\n",
 		"portal:\n  logo_url: /static/logo.png\n  accent_color: \"#ABC\"\n",
 		"portal:\n  public_url: \"http://127.0.0.1:8080\"\n",
@@ -587,7 +596,7 @@ func TestRedacted(t *testing.T) {
 		}
 	}
 	for _, s := range c.Redacted() {
-		for _, secret := range []string{"s3cret-admin-token", "hunter2", ":pw@"} {
+		for _, secret := range []string{"s3cret-admin-token-0123456789abcdef", "hunter2", ":pw@"} {
 			if strings.Contains(s.Value, secret) {
 				t.Errorf("Redacted %s = %s shows a secret", s.Key, s.Value)
 			}

@@ -109,6 +109,10 @@ func (c *Config) problems() []Problem {
 	case a.Token == "" && listenOK && !isLoopback(a.Listen):
 		// SPEC §4: a generated token is printed once; fine on loopback only.
 		v.add("admin.token", "must be set when admin.listen %q is not a loopback address", a.Listen)
+	case len(a.Token) < MinAdminToken && listenOK && !isLoopback(a.Listen):
+		// Reachable from other hosts: it must resist guessing.
+		v.add("admin.token", "must be at least %d characters when admin.listen %q is not a loopback address (got %d)",
+			MinAdminToken, a.Listen, len(a.Token))
 	}
 	v.positive("admin.session_ttl", a.SessionTTL)
 
@@ -311,6 +315,10 @@ func isLoopback(addr string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
+
+// MinAdminToken is the shortest admin.token accepted on an admin listener
+// that is not loopback-only (32 characters, as from openssl rand -hex 16).
+const MinAdminToken = 32
 
 // maxRateWindow is keys.MaxRateWindow: windows beyond a year are refused.
 const maxRateWindow = 366 * 24 * time.Hour

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/usage"
@@ -45,6 +47,9 @@ type Options struct {
 	// RollGraceOptions are the grace periods offered when rolling a key;
 	// nil means 0s, 1h, 24h and 168h.
 	RollGraceOptions []time.Duration
+	// Throttle counts failed logins per address; nil means a throttle of
+	// the dashboard's own. Share the API's so both count together.
+	Throttle *admin.AuthThrottle
 	// Logger defaults to discarding everything.
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -64,6 +69,7 @@ type Dashboard struct {
 	now      func() time.Time
 	tokenSum [32]byte
 	hasToken bool
+	throttle *admin.AuthThrottle
 	pages    map[string]*template.Template
 	sessions *web.Sessions // in the store: a login works on every node
 
@@ -93,6 +99,7 @@ func New(o Options) *Dashboard {
 		now:      o.Now,
 		tokenSum: sha256.Sum256([]byte(o.Token)),
 		hasToken: o.Token != "",
+		throttle: o.Throttle,
 		pages:    map[string]*template.Template{},
 		sessions: web.NewSessions(o.Store, keys.SessionDashboard),
 
@@ -105,6 +112,9 @@ func New(o Options) *Dashboard {
 	}
 	if d.ttl <= 0 {
 		d.ttl = 12 * time.Hour
+	}
+	if d.throttle == nil {
+		d.throttle = admin.NewAuthThrottle(0, 0, o.Now)
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -329,8 +339,15 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.renderLogin(w, r, http.StatusForbidden, "The sign-in form expired. Try again.")
 		return
 	}
+	addr := admin.ClientAddr(r)
+	if wait, blocked := d.throttle.Blocked(addr); blocked {
+		d.renderLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf(
+			"Too many failed sign-ins from your address. Try again in %d seconds.", int64((wait+time.Second-1)/time.Second)))
+		return
+	}
 	if !d.checkToken(r.PostForm.Get("token")) {
-		d.log.Warn("dashboard login failed", "remote", r.RemoteAddr)
+		d.throttle.Fail(addr)
+		d.log.Warn("dashboard login failed", "remote", addr)
 		d.renderLogin(w, r, http.StatusUnauthorized, "That is not the admin token.")
 		return
 	}

@@ -62,7 +62,7 @@ func newDashEnvWith(t *testing.T, mod func(*Options)) *dashEnv {
 	}
 	cfg := config.Default()
 	cfg.Admin.Token = dashTestToken
-	srv := admin.New(admin.Options{Service: e.svc, Token: dashTestToken, Usage: st, Now: e.clock.Now})
+	srv := admin.New(admin.Options{Service: e.svc, Token: dashTestToken, Usage: st, Now: e.clock.Now, Throttle: admin.NewAuthThrottle(1<<30, time.Minute, e.clock.Now)})
 	dopts := Options{Service: e.svc, Store: st, Token: dashTestToken, Settings: cfg.Redacted(), Now: e.clock.Now}
 	if mod != nil {
 		mod(&dopts)
