@@ -321,3 +321,30 @@ func TestSecondaryCredentialsStripped(t *testing.T) {
 		}
 	}
 }
+
+// An allowed Expect decision belongs to its request only: the next request
+// on the same keep-alive connection is checked afresh.
+func TestExpectDecisionDoesNotOutliveItsRequest(t *testing.T) {
+	s := newStack(t, stackConfig{proxy: Options{MaxBodyBytes: 100}})
+	_, tok := s.key(keys.CreateKeyInput{})
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"+bearerHeader(tok)+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("first answer %q", line)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "hi")
+	if r := readResponse(t, br); r.status != 200 {
+		t.Fatalf("first request: %d", r.status)
+	}
+	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+	if r := readResponse(t, br); r.status != 401 {
+		t.Fatalf("keyless request after an allowed Expect on one connection: %d, want 401", r.status)
+	}
+}
