@@ -250,14 +250,20 @@ func FuzzRewriteHeaders(f *testing.F) {
 			k := []byte(kv[0])
 			name := strings.ToLower(kv[0])
 			if hasPrefixFold(k, p.prefix) || isHopByHop(k) || named[name] || isFraming(k) ||
-				strings.EqualFold(name, "Expect") || strings.EqualFold(name, "X-API-Key") ||
+				strings.EqualFold(name, "Expect") || equalFold(k, "X-API-Key") ||
 				isForwarding(k) || name == "cookie" {
 				continue
 			}
-			want[name] = append(want[name], kv[1])
+			// Surrounding whitespace is not part of a field value (RFC 9110
+			// §5.5); fasthttp drops what an obs-fold leaves at the end.
+			want[name] = append(want[name], strings.Trim(kv[1], " \t"))
 		}
 		for name, vs := range want {
-			if strings.Join(got[name], "\x00") != strings.Join(vs, "\x00") {
+			var trimmed []string
+			for _, v := range got[name] {
+				trimmed = append(trimmed, strings.Trim(v, " \t"))
+			}
+			if strings.Join(trimmed, "\x00") != strings.Join(vs, "\x00") {
 				t.Errorf("%s = %q, want %q", name, got[name], vs)
 			}
 		}

@@ -6,9 +6,18 @@ import (
 	"testing"
 )
 
-// foldName is the reference folding: lower case, '_' and '.' as '-'.
+// foldName is the reference folding: ASCII lower case, '_' and '.' as '-'.
 func foldName(s string) string {
-	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(s))
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case c == '_' || c == '.':
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 // FuzzHeaderFold checks hasPrefixFold and equalFoldBytes against the
