@@ -32,13 +32,8 @@ func full() Config {
 			IdleTimeout:         2 * time.Minute,
 			MaxConnsPerUpstream: 64,
 		},
-<<<<<<< HEAD
-		Admin: Admin{Listen: "0.0.0.0:9090", Token: "s3cret-admin-token", SessionTTL: 24 * time.Hour},
-		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test", MaxConns: 25},
-=======
 		Admin: Admin{Listen: "0.0.0.0:9090", Token: "s3cret-admin-token-0123456789abcdef", SessionTTL: 24 * time.Hour},
-		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test"},
->>>>>>> 49b03b2 (Admin: token of at least 32 characters on a non-loopback admin port; failed API and login attempts throttled per client address (one count for both) and logged without the token)
+		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test", MaxConns: 25},
 		Cache: Cache{TTL: time.Minute, NegativeTTL: 10 * time.Second, MaxEntries: 5000},
 		Keys: Keys{
 			Prefix:            "acme",
