@@ -244,9 +244,11 @@ func TestClusterTwoNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		// Opening a link is its page's button: a POST of the token.
 		open := func(node *App) *http.Response {
 			u.Host = node.ProxyAddr()
-			resp, err := noRedirect.Get(u.String())
+			form := url.Values{"token": {u.Query().Get("token")}}
+			resp, err := noRedirect.PostForm("http://"+u.Host+u.Path, form)
 			if err != nil {
 				t.Fatal(err)
 			}
