@@ -336,16 +336,16 @@ func TestCLIRoll(t *testing.T) {
 func TestCLIImport(t *testing.T) {
 	e := newCLIEnv(t)
 	e.ok("users", "upsert", "alice", "--email", "a@example.com")
-	jsonl := e.file("keys.jsonl", `{"token": "legacy-1", "display_name": "one"}
+	jsonl := e.file("keys.jsonl", `{"token": "legacy-token-0001", "display_name": "one"}
 
-{"token": "legacy-2", "user_id": "alice", "metadata": {"plan": "pro"}}
+{"token": "legacy-token-0002", "user_id": "alice", "metadata": {"plan": "pro"}}
 {"token_sha256": "`+strings.Repeat("ab", 32)+`", "expires_at": 4102444800}
 `)
 	out := e.ok("keys", "import", jsonl)
 	if !strings.HasPrefix(out, "imported 3 keys, 0 skipped as existing, 0 bad from "+jsonl) {
 		t.Fatalf("summary %q", out)
 	}
-	for _, tok := range []string{"legacy-1", "legacy-2"} {
+	for _, tok := range []string{"legacy-token-0001", "legacy-token-0002"} {
 		if _, err := e.app.Service.Validate(context.Background(), tok); err != nil {
 			t.Fatalf("%s: %v", tok, err)
 		}
@@ -372,8 +372,8 @@ func TestCLIImport(t *testing.T) {
 
 	// CSV, with a dry run first that writes nothing.
 	csvFile := e.file("keys.csv", "token,user_id,display_name,metadata,expires_at\n"+
-		"csv-1,alice,from csv,\"{\"\"plan\"\":\"\"pro\"\"}\",2099-01-01T00:00:00Z\n"+
-		"csv-2,,generic one,,\n")
+		"csv-token-0000001,alice,from csv,\"{\"\"plan\"\":\"\"pro\"\"}\",2099-01-01T00:00:00Z\n"+
+		"csv-token-0000002,,generic one,,\n")
 	before := e.okJSON("keys", "list", "--status", "all", "-o", "json")
 	if out := e.ok("keys", "import", csvFile, "--dry-run"); !strings.HasPrefix(out, "dry run: 2 keys would be imported, 0 skipped as existing, 0 bad; nothing was written") {
 		t.Fatalf("dry run summary %q", out)
@@ -384,7 +384,7 @@ func TestCLIImport(t *testing.T) {
 	if out := e.ok("keys", "import", csvFile, "-o", "json"); !strings.Contains(out, `"imported":2`) {
 		t.Fatalf("csv json summary %q", out)
 	}
-	k, err := e.app.Service.Validate(context.Background(), "csv-1")
+	k, err := e.app.Service.Validate(context.Background(), "csv-token-0000001")
 	if err != nil || k.Key.UserID != "alice" || string(k.Key.Metadata) != `{"plan":"pro"}` || k.Key.ExpiresAt == nil {
 		t.Fatalf("csv-1: %+v %v", k, err)
 	}
@@ -396,15 +396,15 @@ func TestCLIImport(t *testing.T) {
 func TestCLIImportBadLines(t *testing.T) {
 	e := newCLIEnv(t)
 	lines := []string{
-		`{"token": "good-01"}`,                      // 1, batch 1
-		`{"token": "good-02"}`,                      // 2, batch 1
-		`{"token": "good-03"}`,                      // 3, batch 2
-		`{"token": "good-04", "user_id": "nobody"}`, // 4, batch 2: no such user
+		`{"token": "good-token-000001"}`,                      // 1, batch 1
+		`{"token": "good-token-000002"}`,                      // 2, batch 1
+		`{"token": "good-token-000003"}`,                      // 3, batch 2
+		`{"token": "good-token-000004", "user_id": "nobody"}`, // 4, batch 2: no such user
 		`not json`,                                    // 5, read by the CLI
-		`{"token": "good-06"}`,                        // 6, batch 3
-		`{"token": "good-06"}`,                        // 7, batch 3: duplicate
-		`{"token": "good-08", "bogus": 1}`,            // 8, batch 4: unknown field
-		`{"token": "good-09", "expires_at": "never"}`, // 9, batch 4: wrong type
+		`{"token": "good-token-000006"}`,                        // 6, batch 3
+		`{"token": "good-token-000006"}`,                        // 7, batch 3: duplicate
+		`{"token": "good-token-000008", "bogus": 1}`,            // 8, batch 4: unknown field
+		`{"token": "good-token-000009", "expires_at": "never"}`, // 9, batch 4: wrong type
 	}
 	file := e.file("bad.jsonl", strings.Join(lines, "\n")+"\n")
 	code, out, errOut := e.run("keys", "import", file, "--batch-size", "2")
@@ -429,14 +429,14 @@ func TestCLIImportBadLines(t *testing.T) {
 	if !strings.HasPrefix(out, "imported 2 keys, 0 skipped as existing, 5 bad (first on line 4); nothing from line 3 on was written, only checked") {
 		t.Fatalf("summary %q", out)
 	}
-	for tok, want := range map[string]bool{"good-01": true, "good-02": true, "good-03": false, "good-06": false} {
+	for tok, want := range map[string]bool{"good-token-000001": true, "good-token-000002": true, "good-token-000003": false, "good-token-000006": false} {
 		_, err := e.app.Service.Validate(context.Background(), tok)
 		if (err == nil) != want {
 			t.Errorf("%s imported = %v, want %v", tok, err == nil, want)
 		}
 	}
 	// CSV: the file's own problems name their lines too.
-	csvFile := e.file("bad.csv", "token,expires_at,metadata\nc-1,,\nc-2,soon,\nc-3,,[1]\nc-4\n")
+	csvFile := e.file("bad.csv", "token,expires_at,metadata\nc-token-000000001,,\nc-token-000000002,soon,\nc-token-000000003,,[1]\nc-token-000000004\n")
 	code, _, errOut = e.run("keys", "import", csvFile, "--dry-run")
 	for _, want := range []string{csvFile + ":3: expires_at: want unix seconds", csvFile + ":4: metadata: not a JSON object", csvFile + ":5: 1 fields, the header has 3"} {
 		if code != 1 || !strings.Contains(errOut, want) {
@@ -569,7 +569,7 @@ func TestBinaryExitCodes(t *testing.T) {
 // of progress lines.
 func TestCLIImportProgressBar(t *testing.T) {
 	e := newCLIEnv(t)
-	file := e.file("k.jsonl", "{\"token\": \"bar-1\"}\n{\"token\": \"bar-2\"}\n")
+	file := e.file("k.jsonl", "{\"token\": \"bar-token-0000001\"}\n{\"token\": \"bar-token-0000002\"}\n")
 	var out, errOut bytes.Buffer
 	code := cli.Run(context.Background(), []string{"keys", "import", file}, cli.Options{
 		Stdout: &out, Stderr: &errOut, Env: e.env, IsTerminal: func(io.Writer) bool { return true },

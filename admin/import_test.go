@@ -13,13 +13,13 @@ func TestImportReportsEveryBadEntry(t *testing.T) {
 	e.user("alice")
 	before := e.dump()
 	r := e.call("POST", "/v1/keys/import", `{"keys": [
-		{"token": "good-1"},
-		{"token": "good-2", "bogus": 1},
-		{"token": "good-3", "user_id": "nobody"},
+		{"token": "good-token-00001"},
+		{"token": "good-token-00002", "bogus": 1},
+		{"token": "good-token-00003", "user_id": "nobody"},
 		{"token": 5},
-		{"token": "good-1"},
-		{"token": "good-6", "type": "team"},
-		{"token": "good-7", "user_id": "alice"}
+		{"token": "good-token-00001"},
+		{"token": "good-token-00006", "type": "team"},
+		{"token": "good-token-00007", "user_id": "alice"}
 	]}`)
 	body := r.obj(t)
 	if r.status != 400 || body["error"] != "invalid_request" {
@@ -41,10 +41,10 @@ func TestImportReportsEveryBadEntry(t *testing.T) {
 
 func TestImportDryRunAndOnConflict(t *testing.T) {
 	e := newEnv(t, nil)
-	e.must(201, "POST", "/v1/keys/import", `{"keys": [{"token": "old-1"}, {"token": "old-2"}]}`)
+	e.must(201, "POST", "/v1/keys/import", `{"keys": [{"token": "old-token-0000001"}, {"token": "old-token-0000002"}]}`)
 
 	before := e.dump()
-	m := e.must(200, "POST", "/v1/keys/import", `{"dry_run": true, "keys": [{"token": "new-1"}, {"token": "new-2"}]}`)
+	m := e.must(200, "POST", "/v1/keys/import", `{"dry_run": true, "keys": [{"token": "new-token-0000001"}, {"token": "new-token-0000002"}]}`)
 	if m["count"] != float64(2) || m["dry_run"] != true || len(list(t, m, "keys")) != 0 {
 		t.Fatalf("dry run = %v", m)
 	}
@@ -52,7 +52,7 @@ func TestImportDryRunAndOnConflict(t *testing.T) {
 		t.Fatal("dry run wrote")
 	}
 	// A dry run runs the store's checks too: existing tokens are conflicts.
-	r := e.call("POST", "/v1/keys/import", `{"dry_run": true, "keys": [{"token": "old-1"}, {"token": "new-1"}, {"token": "old-2"}]}`)
+	r := e.call("POST", "/v1/keys/import", `{"dry_run": true, "keys": [{"token": "old-token-0000001"}, {"token": "new-token-0000001"}, {"token": "old-token-0000002"}]}`)
 	if f := r.obj(t)["fields"].(map[string]any); r.status != 409 || f["keys[0].token"] == nil || f["keys[2].token"] == nil || len(f) != 2 {
 		t.Fatalf("dry run conflicts: %d %s", r.status, r.body)
 	}
@@ -67,13 +67,13 @@ func TestImportDryRunAndOnConflict(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.dump()
-			r := e.call("POST", "/v1/keys/import", `{`+tt.onConflict+` "keys": [{"token": "new-1"}, {"token": "old-1"}]}`)
+			r := e.call("POST", "/v1/keys/import", `{`+tt.onConflict+` "keys": [{"token": "new-token-0000001"}, {"token": "old-token-0000001"}]}`)
 			if r.status != tt.status || e.dump() != before {
 				t.Fatalf("%d %s (changed: %v)", r.status, r.body, e.dump() != before)
 			}
 		})
 	}
-	m = e.must(201, "POST", "/v1/keys/import", `{"on_conflict": "skip", "keys": [{"token": "old-1"}, {"token": "new-1"}, {"token": "old-2"}, {"token": "new-2"}]}`)
+	m = e.must(201, "POST", "/v1/keys/import", `{"on_conflict": "skip", "keys": [{"token": "old-token-0000001"}, {"token": "new-token-0000001"}, {"token": "old-token-0000002"}, {"token": "new-token-0000002"}]}`)
 	if m["count"] != float64(2) || fmt.Sprint(m["skipped"]) != "[0 2]" || len(list(t, m, "keys")) != 2 {
 		t.Fatalf("skip = %v", m)
 	}
@@ -90,7 +90,7 @@ func TestImportOneAuditEventPerBatch(t *testing.T) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"token": "batch-%04d"}`, i)
+		fmt.Fprintf(&b, `{"token": "batch-token-%08d"}`, i)
 	}
 	b.WriteString(`]}`)
 	m := e.must(201, "POST", "/v1/keys/import", b.String())
