@@ -400,7 +400,7 @@ func TestCLIImportBadLines(t *testing.T) {
 		`{"token": "good-token-000002"}`,                      // 2, batch 1
 		`{"token": "good-token-000003"}`,                      // 3, batch 2
 		`{"token": "good-token-000004", "user_id": "nobody"}`, // 4, batch 2: no such user
-		`not json`,                                    // 5, read by the CLI
+		`not json`,                                              // 5, read by the CLI
 		`{"token": "good-token-000006"}`,                        // 6, batch 3
 		`{"token": "good-token-000006"}`,                        // 7, batch 3: duplicate
 		`{"token": "good-token-000008", "bogus": 1}`,            // 8, batch 4: unknown field
