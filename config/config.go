@@ -31,6 +31,7 @@ type Config struct {
 	Limiter    Limiter    `config:"limiter"`
 	Usage      Usage      `config:"usage"`
 	Portal     Portal     `config:"portal"`
+	Webhooks   Webhooks   `config:"webhooks"`
 	Log        Log        `config:"log"`
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `config:"shutdown_timeout"`
@@ -298,6 +299,13 @@ func Default() Config {
 			MaxUserKeys:    25,
 			MaxOrgKeys:     100,
 			CreatesPerHour: 20,
+		},
+		Webhooks: Webhooks{
+			Endpoints:    []WebhookEndpoint{},
+			ExpiryNotice: []time.Duration{168 * time.Hour, 24 * time.Hour},
+			MaxAge:       72 * time.Hour,
+			RetryDelays:  []time.Duration{5 * time.Second, time.Minute, 10 * time.Minute, time.Hour, 6 * time.Hour, 12 * time.Hour},
+			Timeout:      10 * time.Second,
 		},
 		Log:             Log{Format: "text", Level: "info"},
 		ShutdownTimeout: 15 * time.Second,

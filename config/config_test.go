@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -64,6 +65,16 @@ func full() Config {
 			LinkTTL: 5 * time.Minute, SessionTTL: 30 * time.Minute,
 			RollGraceOptions: []string{"0s", "30m"},
 			MaxUserKeys:      5, MaxOrgKeys: 10, CreatesPerHour: 3,
+		},
+		Webhooks: Webhooks{
+			Endpoints: []WebhookEndpoint{
+				{URL: "https://hooks.example.com/keygate?src=kg", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Events: []string{}},
+				{URL: "http://10.0.0.9/in", Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", Events: []string{"api_key.expiring", "api_key.expired"}},
+			},
+			ExpiryNotice: []time.Duration{72 * time.Hour},
+			MaxAge:       24 * time.Hour,
+			RetryDelays:  []time.Duration{time.Second, time.Minute},
+			Timeout:      3 * time.Second,
 		},
 		Log:             Log{Format: "json", Level: "debug"},
 		ShutdownTimeout: 3 * time.Second,
@@ -221,6 +232,15 @@ func TestEnvOverridesEveryKey(t *testing.T) {
 			s = strings.Join(x, ",")
 		case time.Duration:
 			s = x.String()
+		case []time.Duration:
+			parts := make([]string, len(x))
+			for i, d := range x {
+				parts[i] = d.String()
+			}
+			s = strings.Join(parts, ",")
+		case []WebhookEndpoint:
+			b, _ := json.Marshal(x)
+			s = string(b)
 		default:
 			s = formatValue(x)
 		}

@@ -110,6 +110,7 @@ func parse(r io.Reader, environ []string) (*Config, error) {
 			problems = append(problems, *p)
 		}
 	}
+	problems = append(problems, applyEndpointEnv(&c, env)...)
 	problems = append(problems, c.problems()...)
 	if len(problems) > 0 {
 		return nil, &Error{Problems: problems}
@@ -278,6 +279,14 @@ func decode(f field, raw any) *Problem {
 			return &Problem{fmt.Sprintf("%s[%d]", f.key, i), m}
 		}
 		val, msg = list, m
+	case *[]time.Duration:
+		list, i, m := toDurations(raw)
+		if m != "" && i >= 0 {
+			return &Problem{fmt.Sprintf("%s[%d]", f.key, i), m}
+		}
+		val, msg = list, m
+	case *[]WebhookEndpoint:
+		val, msg = toEndpoints(raw)
 	default:
 		panic("config: no decoder for " + f.v.Type().String()) // a field type added without one
 	}

@@ -76,6 +76,10 @@ func formatValue(v any) string {
 		return strconv.Quote(x)
 	case time.Duration:
 		return formatDuration(x)
+	case []time.Duration:
+		return formatDurations(x)
+	case []WebhookEndpoint:
+		return formatEndpoints(x)
 	case []string:
 		q := make([]string, len(x))
 		for i, s := range x {

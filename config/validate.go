@@ -255,6 +255,7 @@ func (c *Config) problems() []Problem {
 	if fa.LimitedStatus != 429 && fa.LimitedStatus != 403 {
 		v.add("forward_auth.limited_status", "must be 429, or 403 for nginx's auth_request, got %d", fa.LimitedStatus)
 	}
+	c.webhookProblems(&v)
 	return v.problems
 }
 

@@ -43,6 +43,9 @@ type Options struct {
 	// OnChange, when set, is called synchronously after a change that can
 	// affect what a token validates to, so a cache can drop stale entries.
 	OnChange func(Change)
+	// Events, when set, gets every audit event inside the transaction that
+	// writes it (the webhook outbox).
+	Events EventSink
 }
 
 // NewService returns a Service over store. It counts imported keys once;
@@ -62,6 +65,13 @@ func NewService(ctx context.Context, store Store, tokens *Tokens, opts Options) 
 
 // Tokens returns the token format in use.
 func (s *Service) Tokens() *Tokens { return s.tokens }
+
+// Update runs fn in one store transaction with the same audit hooks as the
+// Service's own changes: audit events fn writes reach the event sink. For
+// features that write their own events (quotas, the expiry scheduler).
+func (s *Service) Update(ctx context.Context, fn func(tx Tx) error) error {
+	return s.update(ctx, fn)
+}
 
 // Store returns the underlying store.
 func (s *Service) Store() Store { return s.store }
@@ -96,7 +106,7 @@ func (s *Service) Apply(c Change) {
 func (s *Service) update(ctx context.Context, fn func(tx Tx) error) error {
 	var changes []Change
 	err := s.store.Update(ctx, func(tx Tx) error {
-		rec := &recordingTx{Tx: tx}
+		rec := &recordingTx{Tx: tx, sink: s.opts.Events}
 		if err := fn(rec); err != nil {
 			return err
 		}
@@ -116,6 +126,19 @@ func (s *Service) update(ctx context.Context, fn func(tx Tx) error) error {
 type recordingTx struct {
 	Tx
 	changes []Change
+	sink    EventSink
+}
+
+// InsertAudit writes events and hands them to the event sink in the same
+// transaction: an event goes out if and only if its change commits.
+func (r *recordingTx) InsertAudit(ctx context.Context, events ...AuditEvent) error {
+	if err := r.Tx.InsertAudit(ctx, events...); err != nil {
+		return err
+	}
+	if r.sink == nil || len(events) == 0 {
+		return nil
+	}
+	return r.sink.Enqueue(ctx, r.Tx, events)
 }
 
 func (r *recordingTx) Notify(c Change) {

@@ -52,6 +52,7 @@ type Store interface {
 	UsageStore
 	SessionStore
 	QuotaStore
+	DeliveryStore
 
 	// Ping reports whether the store can serve: nil when reads work and
 	// writes commit. It fails when the database does not answer, or when
@@ -169,6 +170,8 @@ type Tx interface {
 	// InsertAudit appends events; their ID fields are ignored and assigned
 	// by the store in insertion order. Details nil is stored as {}.
 	InsertAudit(ctx context.Context, events ...AuditEvent) error
+
+	OutboxTx
 
 	// Notify records that the transaction changes what tokens validate to.
 	// A store shared by several nodes delivers every recorded Change to the
