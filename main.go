@@ -102,6 +102,7 @@ type App struct {
 	Admin   *admin.Server
 	Portal  *portal.Portal
 
+	webhooks  *appWebhooks
 	limiter   interface{ Close() error }
 	redis     *redis.Client
 	adminHTTP *http.Server
@@ -254,6 +255,7 @@ func (a *App) Open(ctx context.Context) error {
 	a.Quotas = quota.New(a.Store, quotaOpts)
 	a.Quotas.Start()
 	go a.compactLoop()
+	a.startWebhooks()
 
 	a.Gate = proxy.NewGate(a.Service, a.Cache, proxy.GateOptions{Limiter: lim, Quotas: a.Quotas, Recorder: a.Usage, Metrics: a.Metrics})
 
@@ -336,6 +338,8 @@ func (a *App) Open(ctx context.Context) error {
 		Ready:         a.Store.Ping,
 		PortalLinks:   a.Portal,
 		Logger:        a.Logger,
+
+		DeliveryRetried: a.webhooks.kick,
 	})
 	dashboard.New(dashboard.Options{
 		Throttle:         throttle,
@@ -424,6 +428,7 @@ func (a *App) close() error {
 			errs = append(errs, fmt.Errorf("flush quota use: %w", err))
 		}
 	}
+	a.webhooks.stop()
 	if a.limiter != nil {
 		a.limiter.Close()
 	}

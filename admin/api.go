@@ -60,6 +60,8 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/usage", s.api(s.getUsage))
 	m.Handle("GET /v1/audit", s.api(s.listAudit))
 	m.Handle("POST /v1/portal-links", s.api(s.createPortalLink))
+	m.Handle("GET /v1/webhook-deliveries", s.api(s.listDeliveries))
+	m.Handle("POST /v1/webhook-deliveries/{id}/retry", s.api(s.retryDelivery))
 
 	// One catch-all per method rather than "/v1/", which would conflict
 	// with a page route such as "GET /".

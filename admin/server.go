@@ -61,6 +61,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now; it sets the default usage range.
 	Now func() time.Time
+	// DeliveryRetried, when set, is called after a webhook delivery was
+	// made pending again, so that a sender picks it up at once.
+	DeliveryRetried func()
 }
 
 // Server is the admin port's HTTP handler. Create it with New; it is safe
@@ -76,6 +79,8 @@ type Server struct {
 	links         PortalLinker
 	log           *slog.Logger
 	now           func() time.Time
+
+	deliveryRetried func()
 
 	// tokenSum is the SHA-256 of the admin token: comparing digests in
 	// constant time leaks neither the token nor its length.
@@ -104,6 +109,8 @@ func New(opts Options) *Server {
 		hasToken:      opts.Token != "",
 		throttle:      opts.Throttle,
 		mux:           http.NewServeMux(),
+
+		deliveryRetried: opts.DeliveryRetried,
 	}
 	if s.throttle == nil {
 		s.throttle = NewAuthThrottle(0, 0, opts.Now)

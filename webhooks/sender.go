@@ -35,7 +35,7 @@ type SenderOptions struct {
 	Timeout time.Duration
 	// Poll is how often an idle sender looks for due deliveries. Default 250ms.
 	Poll time.Duration
-	// Batch is how many deliveries one claim takes. Default 32.
+	// Batch is how many deliveries one claim takes. Default 8.
 	Batch int
 	// Client sends the requests; default: a client with Timeout that does
 	// not follow redirects (a 3xx is not a success).
@@ -72,7 +72,7 @@ func NewSender(o SenderOptions) *Sender {
 		o.Poll = 250 * time.Millisecond
 	}
 	if o.Batch <= 0 {
-		o.Batch = 32
+		o.Batch = 8
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -91,8 +91,9 @@ func NewSender(o SenderOptions) *Sender {
 		s.secrets[e.URL] = e.Secret
 	}
 	// A claim must outlive every attempt of its batch, sent one after the
-	// other per endpoint, with room to record the outcome.
-	s.lease = time.Duration(o.Batch)*o.Timeout + 30*time.Second
+	// other per endpoint, with room to record the outcome. It is also how
+	// long a node that died mid-delivery delays it.
+	s.lease = time.Duration(o.Batch)*o.Timeout + max(o.Timeout, 5*time.Second)
 	return s
 }
 
@@ -159,6 +160,7 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 
 // deliver makes one attempt and records its outcome.
 func (s *Sender) deliver(ctx context.Context, d *keys.Delivery) {
+	claimed := *d
 	secret, ok := s.secrets[d.Endpoint]
 	var err error
 	if !ok {
@@ -166,8 +168,18 @@ func (s *Sender) deliver(ctx context.Context, d *keys.Delivery) {
 	} else {
 		err = s.post(ctx, d, secret)
 	}
+	// Record the outcome even if ctx ends now: a sent event must not be
+	// sent again for want of a write.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	if ctx.Err() != nil {
-		return // shutting down: leave it claimed; the lease runs out
+		// Shutting down: hand the delivery back as it was claimed, so that
+		// the next sender (this node restarted, or another) need not wait
+		// for the lease. The attempt does not count.
+		if err := s.o.Store.FinishDelivery(fctx, &claimed); err != nil {
+			s.o.Logger.Warn("webhook delivery: release", "id", d.ID, "err", err)
+		}
+		return
 	}
 	now := s.o.Now()
 	d.Attempts++
@@ -185,10 +197,6 @@ func (s *Sender) deliver(ctx context.Context, d *keys.Delivery) {
 		}
 		s.o.Logger.Info("webhook delivery failed", "id", d.ID, "type", d.Type, "endpoint", d.Endpoint, "attempt", d.Attempts, "outcome", outcome, "err", err)
 	}
-	// Record the outcome even if ctx ends now: a sent event must not be
-	// sent again for want of a write.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	if err := s.o.Store.FinishDelivery(fctx, d); err != nil {
 		s.o.Logger.Warn("webhook delivery: record outcome", "id", d.ID, "err", err)
 	}
