@@ -21,8 +21,8 @@ type appWebhooks struct {
 	Expiry *webhooks.Expiry
 
 	endpoints []webhooks.Endpoint
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // newWebhooks builds the outbox of cfg's endpoints; nil when none is
