@@ -166,9 +166,13 @@ func (a *App) Open(ctx context.Context) error {
 	disabled[keys.TypeGeneric] = !cfg.Keys.Generic.Enabled
 
 	a.Metrics = metrics.New()
+	if a.webhooks, err = newWebhooks(cfg.Webhooks); err != nil { // webhooks.go
+		return err
+	}
 	// The cache is built after the service but must hear of every change the
 	// service makes, so the hook reads it through the App.
 	a.Service, err = keys.NewService(ctx, a.Store, tokens, keys.Options{
+		Events:                   a.webhooks.eventSink(),
 		Disabled:                 disabled,
 		InvalidateOnCreatorLeave: cfg.Keys.Org.InvalidateOnCreatorLeave,
 		Expirations:              expirations,

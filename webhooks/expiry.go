@@ -121,7 +121,10 @@ func (e *Expiry) Tick(ctx context.Context) (int64, error) {
 			if mark == 0 {
 				// First run: start from now, rather than sending every
 				// notice of the past at once.
-				mark = upTo
+				if err := tx.SetMark(ctx, n.name, upTo); err != nil {
+					return err
+				}
+				continue
 			}
 			if upTo <= mark {
 				continue
