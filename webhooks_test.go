@@ -241,3 +241,182 @@ func TestEndToEndWebhooksEveryEvent(t *testing.T) {
 		t.Errorf("%d delivered deliveries listed, want %d", n, len(rcv.hooks()))
 	}
 }
+
+// deliveries lists the outbox through the admin API.
+func deliveries(c *client, query string) []map[string]any {
+	c.t.Helper()
+	m := c.must(200, "GET", "/v1/webhook-deliveries"+query, nil)
+	var out []map[string]any
+	for _, d := range m["deliveries"].([]any) {
+		out = append(out, d.(map[string]any))
+	}
+	return out
+}
+
+// TestEndToEndWebhooksRetry: a receiver that fails twice gets the third
+// attempt, with the same webhook-id each time; one that keeps failing past
+// max_age leaves the delivery failed, which POST …/retry sends again.
+func TestEndToEndWebhooksRetry(t *testing.T) {
+	rcv := newReceiver(t)
+	var down sync.Map // ids that always fail
+	rcv.fail = func(h hook, nth int) int {
+		if _, ok := down.Load(h.Data["user_id"]); ok {
+			return http.StatusServiceUnavailable
+		}
+		if nth <= 2 {
+			return []int{http.StatusInternalServerError, http.StatusBadGateway}[nth-1]
+		}
+		return 0
+	}
+	app := startApp(t, filepath.Join(t.TempDir(), "k.db"), echoUpstream(t).URL, webhooksYAML(rcv.URL, "  max_age: 1500ms\n"))
+	c := newClient(t, app)
+
+	c.must(200, "PUT", "/v1/users/alice", map[string]any{"email": "alice@example.com"})
+	waitHooks(t, rcv, 5*time.Second, "third attempt", func(hs []hook) string {
+		if len(hs) < 3 {
+			return fmt.Sprintf("%d attempts", len(hs))
+		}
+		return ""
+	})
+	time.Sleep(100 * time.Millisecond) // a fourth attempt would show now
+	hs := rcv.hooks()
+	if len(hs) != 3 || hs[0].ID != hs[1].ID || hs[1].ID != hs[2].ID {
+		t.Fatalf("attempts %v, want 3 with one webhook-id", hs)
+	}
+	if !hs[0].At.Add(150*time.Millisecond).Before(hs[1].At) || !hs[1].At.Add(300*time.Millisecond).Before(hs[2].At) {
+		t.Errorf("attempts at %v, %v, %v: not after the 200ms and 400ms delays", hs[0].At, hs[1].At, hs[2].At)
+	}
+	for _, h := range hs {
+		if err := verifyStandardWebhook(testWebhookSecret, h.ID, h.Timestamp, h.Signature, h.Body, time.Now()); err != nil {
+			t.Error(err)
+		}
+	}
+	within(t, 2*time.Second, "delivered status", func() string {
+		d := deliveries(c, "?status=delivered")
+		if len(d) != 1 || d[0]["id"] != hs[0].ID || d[0]["attempts"] != float64(3) || d[0]["last_error"] != "" {
+			return fmt.Sprintf("%v", d)
+		}
+		return ""
+	})
+
+	// Past max_age: failed, then sent again on request, same id.
+	down.Store("bob", true)
+	c.must(200, "PUT", "/v1/users/bob", map[string]any{"email": "bob@example.com"})
+	var failed map[string]any
+	within(t, 5*time.Second, "failed status", func() string {
+		d := deliveries(c, "?status=failed&endpoint="+rcv.URL)
+		if len(d) != 1 {
+			return fmt.Sprintf("%v", d)
+		}
+		failed = d[0]
+		return ""
+	})
+	if !strings.Contains(failed["last_error"].(string), "503") || failed["attempts"].(float64) < 2 {
+		t.Errorf("failed delivery = %v", failed)
+	}
+	if p := deliveries(c, "?status=pending"); len(p) != 0 {
+		t.Errorf("pending = %v", p)
+	}
+	down.Delete("bob")
+	id := failed["id"].(string)
+	c.must(200, "POST", "/v1/webhook-deliveries/"+id+"/retry", nil)
+	within(t, 3*time.Second, "retried delivery", func() string {
+		d := deliveries(c, "?status=delivered")
+		for _, x := range d {
+			if x["id"] == id {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%v", d)
+	})
+	c.must(404, "POST", "/v1/webhook-deliveries/msg_nope/retry", nil)
+	c.must(400, "GET", "/v1/webhook-deliveries?status=sent", nil)
+	c.must(400, "GET", "/v1/webhook-deliveries?cursor=x", nil)
+
+	// Paging: one per page, newest first, through to the end.
+	var seen []string
+	for cursor := ""; ; {
+		m := c.must(200, "GET", "/v1/webhook-deliveries?page_size=1&cursor="+cursor, nil)
+		for _, d := range m["deliveries"].([]any) {
+			seen = append(seen, d.(map[string]any)["type"].(string))
+		}
+		if cursor = m["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("paged through %v, want 2 deliveries", seen)
+	}
+
+	// Metrics: attempts by outcome, deliveries by status, oldest pending.
+	req, _ := http.NewRequest("GET", c.admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`keygate_webhook_attempts_total{outcome="delivered"} 2`,
+		`keygate_webhook_attempts_total{outcome="failed"} 1`,
+		`keygate_webhook_deliveries{status="delivered"} 2`,
+		`keygate_webhook_deliveries{status="pending"} 0`,
+		`keygate_webhook_oldest_pending_age_seconds 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(string(body), `keygate_webhook_attempts_total{outcome="retry"}`) {
+		t.Errorf("metrics lack the retry outcome")
+	}
+}
+
+// TestEndToEndWebhooksRestart: deliveries still pending when keygate stops
+// go out after it starts again, with their webhook-ids.
+func TestEndToEndWebhooksRestart(t *testing.T) {
+	rcv := newReceiver(t)
+	var up sync.Map
+	rcv.fail = func(h hook, nth int) int {
+		if _, ok := up.Load("up"); ok {
+			return 0
+		}
+		return http.StatusServiceUnavailable
+	}
+	db := filepath.Join(t.TempDir(), "k.db")
+	yaml := webhooksYAML(rcv.URL, "")
+	yaml = strings.Replace(yaml, "[200ms, 400ms]", "[1s]", 1)
+	app := startApp(t, db, echoUpstream(t).URL, yaml)
+	c := newClient(t, app)
+	for _, u := range []string{"u1", "u2", "u3"} {
+		c.must(200, "PUT", "/v1/users/"+u, map[string]any{"email": u + "@example.com"})
+	}
+	waitHooks(t, rcv, 5*time.Second, "first attempts", func(hs []hook) string {
+		if len(hs) < 3 {
+			return fmt.Sprintf("%d attempts", len(hs))
+		}
+		return ""
+	})
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	firstIDs := map[string]bool{}
+	for _, h := range rcv.hooks() {
+		firstIDs[h.ID] = true
+	}
+	up.Store("up", true)
+	app = startApp(t, db, echoUpstream(t).URL, yaml)
+	c = newClient(t, app)
+	within(t, 5*time.Second, "delivered after the restart", func() string {
+		if d := deliveries(c, "?status=delivered"); len(d) != 3 {
+			return fmt.Sprintf("%d delivered", len(d))
+		}
+		return ""
+	})
+	for _, d := range deliveries(c, "") {
+		if !firstIDs[d["id"].(string)] {
+			t.Errorf("delivery %v has a new id", d["id"])
+		}
+	}
+}
