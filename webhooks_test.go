@@ -268,7 +268,7 @@ func TestEndToEndWebhooksRetry(t *testing.T) {
 		}
 		return 0
 	}
-	app := startApp(t, filepath.Join(t.TempDir(), "k.db"), echoUpstream(t).URL, webhooksYAML(rcv.URL, "  max_age: 1500ms\n"))
+	app := startApp(t, filepath.Join(t.TempDir(), "k.db"), echoUpstream(t).URL, webhooksYAML(rcv.URL, "  max_age: 2500ms\n")) // max_age counts from created_at, in whole seconds
 	c := newClient(t, app)
 
 	c.must(200, "PUT", "/v1/users/alice", map[string]any{"email": "alice@example.com"})
