@@ -58,6 +58,7 @@ var tests = []struct {
 	{"Service/MetadataDepth", testMetadataDepth},
 	{"Service/ShortImportedTokens", testShortImportedTokens},
 	{"Service/RateWindowBounded", testRateWindowBounded},
+	{"Service/EventSink", testServiceEventSink},
 
 	// The store directly, primitive by primitive.
 	{"Store/Keys", testStoreKeys},
@@ -72,4 +73,7 @@ var tests = []struct {
 	{"Store/Sessions", testStoreSessions},
 	{"Store/SerialisedUpdates", testStoreSerialisedUpdates},
 	{"Store/Ping", testStorePing},
+	{"Store/Outbox", testStoreOutbox},
+	{"Store/ClaimConcurrent", testStoreClaimConcurrent},
+	{"Store/ExpiryVerbs", testStoreExpiryVerbs},
 }
