@@ -356,6 +356,7 @@ func (a *App) Open(ctx context.Context) error {
 		QuotaDefaults:    quotas,
 		RollGraceOptions: graces,
 		Logger:           a.Logger,
+		Webhooks:         a.webhooks != nil,
 	}).Register(a.Admin.Mux())
 
 	a.adminHTTP = &http.Server{Handler: a.Admin.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}

@@ -54,6 +54,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// Webhooks tells whether any webhook endpoint is configured.
+	Webhooks bool
 }
 
 // Dashboard is the admin web UI (SPEC §7): server-rendered pages behind a
@@ -70,6 +72,7 @@ type Dashboard struct {
 	tokenSum [32]byte
 	hasToken bool
 	throttle *admin.AuthThrottle
+	webhooks bool // any endpoint configured
 	pages    map[string]*template.Template
 	sessions *web.Sessions // in the store: a login works on every node
 
@@ -100,6 +103,7 @@ func New(o Options) *Dashboard {
 		tokenSum: sha256.Sum256([]byte(o.Token)),
 		hasToken: o.Token != "",
 		throttle: o.Throttle,
+		webhooks: o.Webhooks,
 		pages:    map[string]*template.Template{},
 		sessions: web.NewSessions(o.Store, keys.SessionDashboard),
 
@@ -160,6 +164,8 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	h("GET /orgs/{id}", d.auth(d.orgPage))
 	h("GET /audit", d.auth(d.auditPage))
 	h("GET /settings", d.auth(d.settingsPage))
+	h("GET /webhooks", d.auth(d.webhooksPage))
+	h("POST /webhooks/{id}/retry", d.auth(d.retryDelivery))
 	h("GET /", d.auth(func(w http.ResponseWriter, r *http.Request) { d.notFound(w, r) }))
 }
 
