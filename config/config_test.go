@@ -732,3 +732,60 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("Problem.Error = %s", got)
 	}
 }
+
+func TestWebhooksConfig(t *testing.T) {
+	const yaml = `webhooks:
+  endpoints:
+    - url: "https://hooks.example.com/a"
+      secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    - url: "https://hooks.example.com/b"
+      secret: "placeholder"
+      events: [api_key.expired]
+`
+	// The secret of endpoint 1 from env, so it stays out of the file.
+	c, err := Parse(yaml, []string{"KEYGATE_WEBHOOKS_ENDPOINTS_1_SECRET=whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Webhooks.Endpoints[1]; got.Secret != "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0" || got.URL != "https://hooks.example.com/b" || len(got.Events) != 1 {
+		t.Errorf("endpoint 1 = %+v", got)
+	}
+	if c.Webhooks.Endpoints[0].Events == nil {
+		t.Error("events default to [] (all), not nil")
+	}
+	for _, s := range c.Redacted() {
+		if s.Key == "webhooks.endpoints" && (strings.Contains(s.Value, "whsec_") || !strings.Contains(s.Value, Redaction)) {
+			t.Errorf("settings show %s", s.Value)
+		}
+	}
+	for _, tt := range []struct{ yaml, env, want string }{
+		{yaml, "", `webhooks.endpoints[1].secret: must start with whsec_`},
+		{"webhooks:\n  endpoints: [{url: \"http://x/\", secret: \"whsec_!!\"}]\n", "", `webhooks.endpoints[0].secret: is not whsec_ followed by standard base64`},
+		{"webhooks:\n  endpoints: [{url: \"http://x/\", secret: \"whsec_c2hvcnQ=\"}]\n", "", `must decode to 24 to 64 bytes, got 5`},
+		{"webhooks:\n  endpoints: [{url: \"ftp://x/\", secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}]\n", "", `webhooks.endpoints[0].url: "ftp://x/" is not an http(s) URL`},
+		{"webhooks:\n  endpoints: [{url: \"http://x/\", secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", events: [api_key.made]}]\n", "", `webhooks.endpoints[0].events[0]: "api_key.made" is not an event type`},
+		{"webhooks:\n  endpoints: [{url: \"http://x/\", sekret: \"x\"}]\n", "", `unknown key "sekret"`},
+		{"webhooks:\n  endpoints: \"http://x/\"\n", "", `expected a JSON list of {url, secret, events}`},
+		{"webhooks:\n  expiry_notice: [24h, -1h]\n", "", `webhooks.expiry_notice[1]: must be a positive duration`},
+		{"webhooks:\n  expiry_notice: [1d]\n", "", `webhooks.expiry_notice[0]: "1d" is not a duration`},
+		{"webhooks:\n  retry_delays: []\n", "", `webhooks.retry_delays: must list at least one delay`},
+		{"", "KEYGATE_WEBHOOKS_ENDPOINTS_0_SECRET=whsec_x", `KEYGATE_WEBHOOKS_ENDPOINTS_0_SECRET names endpoint 0, but only 0 are configured`},
+	} {
+		var env []string
+		if tt.env != "" {
+			env = []string{tt.env}
+		}
+		_, err := Parse(tt.yaml, env)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q %q: %v, want %s", tt.yaml, tt.env, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "MfKQ9r8G") {
+			t.Errorf("error shows a secret: %v", err)
+		}
+	}
+	// The whole list from env, as JSON.
+	c, err = Parse("", []string{`KEYGATE_WEBHOOKS_ENDPOINTS=[{"url":"http://127.0.0.1:9/h","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","events":["quota.exhausted"]}]`})
+	if err != nil || len(c.Webhooks.Endpoints) != 1 || c.Webhooks.Endpoints[0].Events[0] != "quota.exhausted" {
+		t.Errorf("env list: %+v %v", c, err)
+	}
+}
