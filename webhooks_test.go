@@ -158,7 +158,8 @@ func TestEndToEndWebhooksEveryEvent(t *testing.T) {
 	c.must(200, "PATCH", "/v1/keys/"+id, map[string]any{"display_name": "ci-2"})
 	c.must(200, "POST", "/v1/keys/"+id+"/archive", nil)
 	c.must(204, "DELETE", "/v1/keys/"+id, nil)
-	c.must(201, "POST", "/v1/keys/import", map[string]any{"keys": []any{map[string]any{"token": "sk_live_imported_1", "user_id": "alice"}}})
+	imported := c.must(201, "POST", "/v1/keys/import", map[string]any{"keys": []any{map[string]any{"token": "sk_live_imported_1", "user_id": "alice"}}})
+	importedID := imported["keys"].([]any)[0].(map[string]any)["id"]
 	c.must(200, "POST", "/v1/users/alice/block", nil)
 	c.must(200, "POST", "/v1/users/alice/unblock", nil)
 	c.must(204, "DELETE", "/v1/orgs/acme/members/bob", nil)
@@ -216,6 +217,9 @@ func TestEndToEndWebhooksEveryEvent(t *testing.T) {
 	}
 	if d := rcv.ofType("org.member_added")[0].Data; d["org_id"] != "acme" || d["user_id"] != "bob" || d["role"] != "Admin" {
 		t.Errorf("org.member_added data = %v", d)
+	}
+	if d := rcv.ofType("api_key.imported")[0].Data; d["count"] != float64(1) || fmt.Sprint(d["ids"]) != fmt.Sprint([]any{importedID}) {
+		t.Errorf("api_key.imported data = %v", d)
 	}
 	if d := rcv.ofType("api_key.deleted")[0].Data; d["id"] != id {
 		t.Errorf("api_key.deleted data = %v", d)

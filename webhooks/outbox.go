@@ -189,7 +189,12 @@ func eventData(ctx context.Context, tx keys.Tx, ev keys.AuditEvent) (json.RawMes
 			v, err = map[string]string{"user_id": ev.UserID}, nil
 		}
 	default:
-		v = map[string]json.RawMessage{"details": ev.Details}
+		// An event about no one record, such as a batch import: its
+		// audit details ({"count", "skipped", "ids"} for an import).
+		if len(ev.Details) == 0 {
+			return json.RawMessage(`{}`), nil
+		}
+		return ev.Details, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", ev.Action, err)
