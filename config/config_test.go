@@ -783,6 +783,9 @@ func TestWebhooksConfig(t *testing.T) {
 			t.Errorf("error shows a secret: %v", err)
 		}
 	}
+	if p := UnknownEnv([]string{"KEYGATE_WEBHOOKS_ENDPOINTS_1_SECRET=x", "KEYGATE_WEBHOOKS_ENDPOINTS_1_SECRETS=x"}); len(p) != 1 || p[0].Key != "KEYGATE_WEBHOOKS_ENDPOINTS_1_SECRETS" {
+		t.Errorf("UnknownEnv = %v, want only the misspelt one", p)
+	}
 	// The whole list from env, as JSON.
 	c, err = Parse("", []string{`KEYGATE_WEBHOOKS_ENDPOINTS=[{"url":"http://127.0.0.1:9/h","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","events":["quota.exhausted"]}]`})
 	if err != nil || len(c.Webhooks.Endpoints) != 1 || c.Webhooks.Endpoints[0].Events[0] != "quota.exhausted" {

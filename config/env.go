@@ -26,7 +26,7 @@ func UnknownEnv(environ []string, alsoKnown ...string) []Problem {
 	}
 	var problems []Problem
 	for name := range envMap(environ) {
-		if known[name] {
+		if known[name] || endpointEnv.MatchString(name) { // per-endpoint overrides (webhooks.go)
 			continue
 		}
 		msg := "unknown variable: it sets no configuration key"
