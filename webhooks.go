@@ -58,6 +58,7 @@ func (a *App) startWebhooks() {
 		Logger:      a.Logger,
 		OnOutcome:   a.Metrics.WebhookAttempt,
 	})
+	w.Outbox.OnEnqueue(w.Sender.Kick)
 	w.Expiry = webhooks.NewExpiry(webhooks.ExpiryOptions{
 		Store:   a.Store,
 		Outbox:  w.Outbox,

@@ -55,7 +55,16 @@ type Outbox struct {
 	// wake, when set, is called (without blocking) after events were
 	// enqueued that may change what the expiry scheduler has to do.
 	wake func()
+	// kick, when set, is called (without blocking) after deliveries were
+	// written: a sender looks for due rows then rather than at its next
+	// poll. The rows commit after; on SQLite the sender's claim queues
+	// behind the commit on the one write connection, so it finds them.
+	kick func()
 }
+
+// OnEnqueue sets a function called after deliveries were written (such as
+// Sender.Kick). Call it before the outbox is in use.
+func (o *Outbox) OnEnqueue(f func()) { o.kick = f }
 
 // NewOutbox returns an Outbox for endpoints; now nil means time.Now.
 func NewOutbox(endpoints []Endpoint, now func() time.Time) *Outbox {
@@ -145,7 +154,13 @@ func (o *Outbox) publish(ctx context.Context, tx keys.Tx, typ string, at time.Ti
 			CreatedAt: now.Unix(), Status: keys.DeliveryPending, NextAt: now.UnixMilli(),
 		})
 	}
-	return tx.InsertDeliveries(ctx, ds)
+	if err := tx.InsertDeliveries(ctx, ds); err != nil {
+		return err
+	}
+	if o.kick != nil {
+		o.kick()
+	}
+	return nil
 }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
