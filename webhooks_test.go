@@ -157,6 +157,7 @@ func TestEndToEndWebhooksEveryEvent(t *testing.T) {
 	created := c.must(201, "POST", "/v1/keys", map[string]any{"user_id": "alice", "display_name": "ci"})
 	token, id := created["token"].(string), created["id"].(string)
 	c.must(200, "PATCH", "/v1/keys/"+id, map[string]any{"display_name": "ci-2"})
+	rolled := c.must(201, "POST", "/v1/keys/"+id+"/roll", map[string]any{"grace_period": "1h"})
 	c.must(200, "POST", "/v1/keys/"+id+"/archive", nil)
 	c.must(204, "DELETE", "/v1/keys/"+id, nil)
 	imported := c.must(201, "POST", "/v1/keys/import", map[string]any{"keys": []any{map[string]any{"token": "sk_live_imported_1", "user_id": "alice"}}})
@@ -177,7 +178,7 @@ func TestEndToEndWebhooksEveryEvent(t *testing.T) {
 		"user.upserted": 2, "org.upserted": 1, "org.member_added": 1, "api_key.created": 2, "api_key.updated": 1,
 		"api_key.archived": 1, "api_key.deleted": 1, "api_key.imported": 1, "user.blocked": 1, "user.unblocked": 1,
 		"org.member_removed": 1, "org.deleted": 1, "user.deleted": 1, "api_key.expiring": 1, "api_key.expired": 1,
-		"quota.exhausted": 1,
+		"quota.exhausted": 1, "api_key.rolled": 1,
 	}
 	waitHooks(t, rcv, 10*time.Second, "every event", func(hs []hook) string {
 		got := map[string]int{}
@@ -200,7 +201,7 @@ func TestEndToEndWebhooksEveryEvent(t *testing.T) {
 			t.Errorf("webhook-id %q: not msg_… or sent twice", h.ID)
 		}
 		ids[h.ID] = true
-		for _, secret := range []string{token, "sk_live_imported_1"} {
+		for _, secret := range []string{token, "sk_live_imported_1", rolled["token"].(string)} {
 			if strings.Contains(string(h.Body), secret) {
 				t.Errorf("%s carries a token: %s", h.Type, h.Body)
 			}
@@ -222,6 +223,9 @@ func TestEndToEndWebhooksEveryEvent(t *testing.T) {
 	}
 	if d := rcv.ofType("api_key.imported")[0].Data; d["count"] != float64(1) || fmt.Sprint(d["ids"]) != fmt.Sprint([]any{importedID}) {
 		t.Errorf("api_key.imported data = %v", d)
+	}
+	if d := rcv.ofType("api_key.rolled")[0].Data; d["id"] != id || d["rolled_to"] != rolled["id"] {
+		t.Errorf("api_key.rolled data = %v", d)
 	}
 	if d := rcv.ofType("api_key.deleted")[0].Data; d["id"] != id {
 		t.Errorf("api_key.deleted data = %v", d)
