@@ -280,7 +280,7 @@ func TestEndToEndWebhooksRetry(t *testing.T) {
 		}
 		return 0
 	}
-	app := startApp(t, filepath.Join(t.TempDir(), "k.db"), echoUpstream(t).URL, webhooksYAML(rcv.URL, "  max_age: 2500ms\n")) // max_age counts from created_at, in whole seconds
+	app := startApp(t, filepath.Join(t.TempDir(), "k.db"), echoUpstream(t).URL, webhooksYAML(rcv.URL, "  max_age: 4s\n")) // max_age counts from created_at, in whole seconds
 	c := newClient(t, app)
 
 	c.must(200, "PUT", "/v1/users/alice", map[string]any{"email": "alice@example.com"})
@@ -315,7 +315,7 @@ func TestEndToEndWebhooksRetry(t *testing.T) {
 	down.Store("bob", true)
 	c.must(200, "PUT", "/v1/users/bob", map[string]any{"email": "bob@example.com"})
 	var failed map[string]any
-	within(t, 5*time.Second, "failed status", func() string {
+	within(t, 10*time.Second, "failed status", func() string {
 		d := deliveries(c, "?status=failed&endpoint="+rcv.URL)
 		if len(d) != 1 {
 			return fmt.Sprintf("%v", d)
