@@ -349,7 +349,7 @@ func TestInvalid(t *testing.T) {
 		{yaml: "proxy:\n  health_path: health\n", want: `proxy.health_path: "health" must start with a single /`},
 		{yaml: "proxy:\n  health_path: /_keygate/portal/health\n", want: `proxy.health_path: "/_keygate/portal/health" is under portal.path "/_keygate/portal"`},
 		{yaml: "log:\n  access_sample: 0\n", want: `log.access_sample: must be 1 or more (log one request in N), got 0`},
-		{yaml: "metrics:\n  listen: 9100\n", want: `metrics.listen: "9100" is not host:port`},
+		{yaml: "metrics:\n  listen: localhost\n", want: `metrics.listen: "localhost" is not host:port`},
 		{yaml: "portal:\n  org_key_roles: [\" \"]\n", want: `portal.org_key_roles[0]: must not be empty`},
 		{yaml: "portal:\n  logo_url: \"javascript:alert(1)\"\n", want: `portal.logo_url: "javascript:alert(1)" is not an http(s) URL`},
 		{yaml: "portal:\n  logo_url: \"//evil/x.png\"\n", want: `portal.logo_url: "//evil/x.png" is not an http(s) URL`},
