@@ -1,24 +1,24 @@
 package proxy
 
 import (
-	"fmt"
-	"io"
-	"net"
-	"time"
-
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/keygate/keygate/metrics"
-	"github.com/valyala/fasthttp"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/metrics"
 )
 
 func TestHealthPath(t *testing.T) {
