@@ -423,6 +423,9 @@ func TestBrowserPortal(t *testing.T) {
 	if html := p.html(); !strings.Contains(html, "This link has expired") {
 		t.Errorf("second open of the link: not refused")
 	}
+	if text := tabRun(p, "used link page", chromedp.Evaluate[string](`document.body.innerText`)); !strings.Contains(text, "This link was already used") {
+		t.Errorf("second open of the link says %q, want \"This link was already used\"", text)
+	}
 	p.shot("portal-link-used.png")
 }
 
