@@ -229,3 +229,34 @@ func TestOpsStoreOpenErrors(t *testing.T) {
 		t.Errorf("permission error = %q, want path, permission denied and the uid", got)
 	}
 }
+
+// last_used_at is never earlier than created_at through the whole path:
+// usage is counted per minute, and a key made mid-minute and used at once
+// falls in a bucket that starts before it existed.
+func TestOpsLastUsedNotBeforeCreated(t *testing.T) {
+	app := startApp(t, filepath.Join(t.TempDir(), "kg.db"), echoUpstream(t).URL, "")
+	c := newClient(t, app)
+	// Start a few seconds into a minute, so the bucket is before created_at.
+	if s := time.Now().Second(); s < 2 || s > 55 {
+		time.Sleep(time.Duration(62-s) * time.Second % time.Minute)
+	}
+	key := c.must(201, "POST", "/v1/keys", map[string]any{})
+	if code, _ := c.get(key["token"].(string), "/"); code != 200 {
+		t.Fatalf("proxied request = %d", code)
+	}
+	var got map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if got = c.must(200, "GET", "/v1/keys/"+key["id"].(string), nil); got["last_used_at"] != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	used, ok := got["last_used_at"].(float64)
+	if !ok {
+		t.Fatalf("last_used_at never set: %v", got)
+	}
+	if created := got["created_at"].(float64); used < created {
+		t.Errorf("last_used_at %v is before created_at %v", used, created)
+	}
+}
