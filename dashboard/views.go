@@ -24,7 +24,7 @@ func rateText(r *keys.RateLimit) string {
 	case r.Limit == 0:
 		return "unlimited"
 	}
-	return fmt.Sprintf("%d requests per %s", r.Limit, r.Window)
+	return fmt.Sprintf("%s requests per %s", thousands(r.Limit), keys.FormatDuration(r.Window))
 }
 
 // prettyJSON indents a JSON document for a <pre>; the template escapes it.
