@@ -122,7 +122,7 @@ func New(o Options) *Dashboard {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	funcs := template.FuncMap{"date": usage.FormatTime, "rate": rateText, "json": prettyJSON, "quota": quotaText, "num": thousands, "has": hasField}
+	funcs := template.FuncMap{"date": usage.FormatTime, "rate": rateText, "json": prettyJSON, "quota": quotaText, "num": thousands, "has": hasField, "details": auditDetails}
 	names, _ := fs.Glob(dashAssets, "templates/*.html")
 	for _, n := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
