@@ -348,6 +348,7 @@ func TestInvalid(t *testing.T) {
 		{yaml: "portal:\n  public_url: example.com\n", want: `portal.public_url: "example.com" is not an http(s) URL`},
 		{yaml: "proxy:\n  health_path: health\n", want: `proxy.health_path: "health" must start with a single /`},
 		{yaml: "proxy:\n  health_path: /_keygate/portal/health\n", want: `proxy.health_path: "/_keygate/portal/health" is under portal.path "/_keygate/portal"`},
+		{yaml: "proxy:\n  health_path: /auth\nforward_auth:\n  path: /auth\n", want: `proxy.health_path: "/auth" is also forward_auth.path`},
 		{yaml: "log:\n  access_sample: 0\n", want: `log.access_sample: must be 1 or more (log one request in N), got 0`},
 		{yaml: "metrics:\n  listen: localhost\n", want: `metrics.listen: "localhost" is not host:port`},
 		{yaml: "portal:\n  org_key_roles: [\" \"]\n", want: `portal.org_key_roles[0]: must not be empty`},

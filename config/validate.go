@@ -101,7 +101,7 @@ func (c *Config) problems() []Problem {
 		v.add("proxy.max_conns_per_upstream", "must be positive, got %d", p.MaxConnsPerUpstream)
 	}
 
-	if h := p.HealthPath; h != "" {
+	if h, fwd := p.HealthPath, c.ForwardAuth.Path; h != "" {
 		switch {
 		case !strings.HasPrefix(h, "/") || strings.HasPrefix(h, "//"):
 			v.add("proxy.health_path", "%q must start with a single / (or be empty to turn it off)", h)
@@ -109,6 +109,8 @@ func (c *Config) problems() []Problem {
 			v.add("proxy.health_path", "%q must be a plain path (no ? # * %% or spaces)", h)
 		case h == c.Portal.Path || strings.HasPrefix(h, c.Portal.Path+"/"):
 			v.add("proxy.health_path", "%q is under portal.path %q", h, c.Portal.Path)
+		case h == fwd: // below it is fine: the exact health path is answered first
+			v.add("proxy.health_path", "%q is also forward_auth.path", h)
 		}
 	}
 
