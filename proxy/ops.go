@@ -40,9 +40,16 @@ func (p *Proxy) initOps(opts Options) error {
 	return nil
 }
 
-// isHealth reports whether the request is for the health endpoint.
+// isHealth reports whether the request is for the health endpoint: the
+// exact path, with or without a query. A prefix test first, so other
+// requests pay one comparison of a few bytes.
 func (p *Proxy) isHealth(ctx *fasthttp.RequestCtx) bool {
-	return p.ops.healthPath != nil && bytes.Equal(pathOf(ctx.Request.Header.RequestURI()), p.ops.healthPath)
+	uri := ctx.Request.Header.RequestURI()
+	if p.ops.healthPath == nil || !bytes.HasPrefix(uri, p.ops.healthPath) {
+		return false
+	}
+	rest := uri[len(p.ops.healthPath):]
+	return len(rest) == 0 || rest[0] == '?' || rest[0] == '#'
 }
 
 // serveHealth answers a load balancer's probe: 200 when the node can serve
