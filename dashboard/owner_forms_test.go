@@ -20,6 +20,8 @@ func TestDashOwnerForms(t *testing.T) {
 	for path, want := range map[string]string{
 		"/users": `No users yet. <a href="/users/new">Create one here</a>`,
 		"/orgs":  `No orgs yet. <a href="/orgs/new">Create one here</a>`,
+		"/keys":  `No keys to show. <a href="/keys/new">Create one here</a>`,
+		"/audit": `No events yet.`,
 	} {
 		if r := c.get(path); !strings.Contains(r.body, want) {
 			t.Errorf("%s empty state lacks %q", path, want)
