@@ -39,7 +39,7 @@ rate_limits:
 	p.do("sign in",
 		chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), testAdminToken),
 		chromedp.Click(chromedp.CSS(`main button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`svg.chart`)),
+		chromedp.WaitVisible(chromedp.CSS(`.chart-narrow svg.chart`)),
 	)
 
 	// Empty states say how to start.
@@ -148,12 +148,12 @@ rate_limits:
 
 	// Every page type at phone width.
 	for _, pg := range []struct{ path, wait, file string }{
-		{"/", "svg.chart", "admin-overview-phone.png"},
+		{"/", ".chart-narrow svg.chart", "admin-overview-phone.png"},
 		{"/keys", "table.list", "admin-keys-phone.png"},
-		{"/keys/" + keyID, "svg.chart", "admin-key-phone.png"},
+		{"/keys/" + keyID, ".chart-narrow svg.chart", "admin-key-phone.png"},
 		{"/keys/new", "select[name=\"expires_in\"]", "admin-key-new-phone.png"},
 		{"/users", "table.list", "admin-users-phone.png"},
-		{"/users/alice", "svg.chart", "admin-user-phone.png"},
+		{"/users/alice", ".chart-narrow svg.chart", "admin-user-phone.png"},
 		{"/orgs", "table.list", "admin-orgs-phone.png"},
 		{"/audit", "table.list", "admin-audit-phone.png"},
 		{"/settings", "table.settings", "admin-settings-phone.png"},
@@ -167,10 +167,15 @@ rate_limits:
 	if h := tabRun(p, "key hint height", chromedp.Evaluate[int](`document.querySelector('table.list code').offsetHeight`)); h > 24 {
 		t.Errorf("a key hint is %d px high: it wraps", h)
 	}
-	// Chart text stays readable: the chart scrolls rather than shrinking.
-	p.do("key page", chromedp.Navigate(admin+"/keys/"+keyID), chromedp.WaitVisible(chromedp.CSS(`svg.chart`)))
-	if w := tabRun(p, "chart width", chromedp.Evaluate[int](`document.querySelector('svg.chart').getBoundingClientRect().width`)); w < 560 {
-		t.Errorf("chart drawn %d px wide: its text shrinks", w)
+	// Chart text keeps its size: the chart shown is the one drawn for a
+	// phone, at (about) its drawn size, whole and with its latest bucket.
+	p.do("key page", chromedp.Navigate(admin+"/keys/"+keyID), chromedp.WaitVisible(chromedp.CSS(`.chart-narrow svg.chart`)))
+	scale := tabRun(p, "chart scale", chromedp.Evaluate[float64](`(() => { const s = document.querySelector('.chart-narrow svg.chart'); return s.getBoundingClientRect().width / s.viewBox.baseVal.width })()`))
+	if scale < 0.9 {
+		t.Errorf("the phone chart is drawn at %.2f of its size: its text shrinks", scale)
+	}
+	if w := tabRun(p, "wide chart", chromedp.Evaluate[float64](`document.querySelector('.chart-wide svg.chart').getBoundingClientRect().width`)); w != 0 {
+		t.Errorf("the wide chart is shown on a phone too (%v px)", w)
 	}
 }
 
