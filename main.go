@@ -113,6 +113,10 @@ type App struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// metricsHTTP serves metrics.listen (ops.go); nil when it is off.
+	metricsHTTP *http.Server
+	metricsLn   net.Listener
 }
 
 // NewApp returns an App for cfg that logs to stderr.
@@ -144,6 +148,9 @@ func (a *App) Open(ctx context.Context) error {
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin.listen: %w", err)
+	}
+	if err := a.listenMetrics(); err != nil { // ops.go
+		return err
 	}
 	if a.Store, err = openStore(ctx, cfg.Store, a.Logger); err != nil {
 		return err
@@ -248,6 +255,7 @@ func (a *App) Open(ctx context.Context) error {
 		r := limiter.NewRedis(a.redis, limiter.RedisOptions{Timeout: cfg.Limiter.Timeout, OnError: onErr, Logger: a.Logger}) // the Gate counts limiter errors
 		lim, a.limiter = r, r
 		quotaOpts.Redis = a.redis
+		a.checkRedis(ctx) // ops.go
 	default:
 		m := limiter.NewMemory(limiter.MemoryOptions{IdleTTL: cfg.Limiter.IdleTTL})
 		lim, a.limiter = m, m
@@ -316,6 +324,9 @@ func (a *App) Open(ctx context.Context) error {
 		PortalPath:          cfg.Portal.Path,
 		Portal:              fasthttpadaptor.NewFastHTTPHandler(a.Portal.Handler()),
 		Logger:              a.Logger,
+		HealthPath:          cfg.Proxy.HealthPath,
+		Health:              a.healthy,     // ops.go
+		AccessLog:           a.accessLog(), // ops.go
 	}); err != nil {
 		return err
 	}
@@ -339,7 +350,7 @@ func (a *App) Open(ctx context.Context) error {
 		QuotaDefaults: quotas,
 		Usage:         a.Store,
 		Metrics:       a.Metrics.WritePrometheus,
-		Ready:         a.Store.Ping,
+		ReadyChecks:   a.readyChecks(), // ops.go
 		PortalLinks:   a.Portal,
 		Logger:        a.Logger,
 
@@ -360,6 +371,9 @@ func (a *App) Open(ctx context.Context) error {
 	}).Register(a.Admin.Mux())
 
 	a.adminHTTP = &http.Server{Handler: a.Admin.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
+	if a.metricsLn != nil {
+		a.serveMetrics() // ops.go
+	}
 	go func() {
 		if err := a.Proxy.Serve(a.proxyLn); err != nil {
 			a.Logger.Error("proxy port stopped", "err", err)
@@ -415,6 +429,11 @@ func (a *App) close() error {
 	}
 	if a.adminHTTP == nil && a.adminLn != nil {
 		a.adminLn.Close()
+	}
+	if a.metricsHTTP != nil {
+		a.metricsHTTP.Shutdown(ctx)
+	} else if a.metricsLn != nil {
+		a.metricsLn.Close()
 	}
 	if a.adminHTTP != nil {
 		if err := a.adminHTTP.Shutdown(ctx); err != nil {

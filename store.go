@@ -17,7 +17,7 @@ func openStore(ctx context.Context, cfg config.Store, logger *slog.Logger) (keys
 	case "sqlite":
 		st, err := sqlite.Open(ctx, cfg.Path, sqlite.Options{Logger: logger})
 		if err != nil {
-			return nil, fmt.Errorf("store.path: %w", err)
+			return nil, explainSQLiteOpen(cfg.Path, err) // ops.go
 		}
 		return st, nil
 	case "postgres":

@@ -52,6 +52,8 @@ type Options struct {
 	Metrics func(w io.Writer)
 	// Ready reports whether the node can serve; nil means always ready.
 	Ready func(ctx context.Context) error
+	// ReadyChecks, when set, replace Ready: /readyz names each one's state.
+	ReadyChecks []ReadyCheck
 	// PortalLinks answers POST /v1/portal-links; nil answers 501.
 	PortalLinks PortalLinker
 	// Throttle counts failed authentications per client address; nil
@@ -76,6 +78,7 @@ type Server struct {
 	usage         keys.UsageStore
 	metrics       func(w io.Writer)
 	ready         func(ctx context.Context) error
+	checks        []ReadyCheck
 	links         PortalLinker
 	log           *slog.Logger
 	now           func() time.Time
@@ -102,6 +105,7 @@ func New(opts Options) *Server {
 		usage:         opts.Usage,
 		metrics:       opts.Metrics,
 		ready:         opts.Ready,
+		checks:        opts.ReadyChecks,
 		links:         opts.PortalLinks,
 		log:           opts.Logger,
 		now:           opts.Now,
@@ -196,6 +200,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.checks != nil {
+		s.readyChecks(w, r)
+		return
+	}
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -207,6 +215,24 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyChecks answers /readyz from ReadyChecks: 503 when a required check
+// fails, and each check's state by name either way. States say only ok or
+// unavailable: the endpoint is unauthenticated, so reasons go to the log.
+func (s *Server) readyChecks(w http.ResponseWriter, r *http.Request) {
+	states, err := Readiness(r.Context(), s.checks)
+	status, code := "ok", http.StatusOK
+	switch {
+	case err == nil:
+	case Ready(err):
+		status = "degraded"
+		s.log.Warn("ready but degraded", "err", err)
+	default:
+		status, code = "unavailable", http.StatusServiceUnavailable
+		s.log.Warn("not ready", "err", err)
+	}
+	writeJSON(w, code, map[string]any{"status": status, "checks": states})
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {

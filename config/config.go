@@ -33,6 +33,7 @@ type Config struct {
 	Portal     Portal     `config:"portal"`
 	Webhooks   Webhooks   `config:"webhooks"`
 	Log        Log        `config:"log"`
+	Metrics    Metrics    `config:"metrics"`
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `config:"shutdown_timeout"`
 	ForwardAuth     ForwardAuth   `config:"forward_auth"`
@@ -67,6 +68,9 @@ type Proxy struct {
 	IdleTimeout  time.Duration `config:"idle_timeout"`
 	// MaxConnsPerUpstream caps open connections to each upstream.
 	MaxConnsPerUpstream int `config:"max_conns_per_upstream"`
+	// HealthPath answers 200 on the proxy port without a key, for load
+	// balancers that see only that port; empty turns it off.
+	HealthPath string `config:"health_path"`
 }
 
 // ForwardAuth configures forward auth (SPEC §10): nginx, Caddy, Traefik or
@@ -172,6 +176,9 @@ type Limiter struct {
 	RedisDB       int           `config:"redis_db"`
 	Timeout       time.Duration `config:"timeout"`  // one Redis round trip; then OnError decides
 	IdleTTL       time.Duration `config:"idle_ttl"` // memory backend forgets owners idle this long
+	// RedisRequired makes /readyz answer 503 while Redis cannot be reached;
+	// otherwise it only names the problem and the node stays ready.
+	RedisRequired bool `config:"redis_required"`
 }
 
 // Usage configures usage counting.
@@ -213,6 +220,17 @@ type Portal struct {
 type Log struct {
 	Format string `config:"format"` // "text" or "json"
 	Level  string `config:"level"`  // "debug", "info", "warn" or "error"
+	// Access logs one line per proxied request (key id, status, durations).
+	Access bool `config:"access"`
+	// AccessSample logs one request in AccessSample (1: every request).
+	AccessSample int `config:"access_sample"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen, when set, serves /metrics there without the admin token (it
+	// stays on the admin port, behind the token, as well).
+	Listen string `config:"listen"`
 }
 
 // SlogLevel returns Level as a slog.Level; an unknown level means info
@@ -253,6 +271,7 @@ func Default() Config {
 			WriteTimeout:        30 * time.Second,
 			IdleTimeout:         60 * time.Second,
 			MaxConnsPerUpstream: 1024,
+			HealthPath:          "/_keygate/health",
 		},
 		Admin: Admin{
 			Listen:     "127.0.0.1:9080",
@@ -279,6 +298,7 @@ func Default() Config {
 			RedisDB:       0,
 			Timeout:       50 * time.Millisecond,
 			IdleTTL:       10 * time.Minute,
+			RedisRequired: false,
 		},
 		Usage: Usage{
 			FlushInterval:   time.Second,
@@ -307,7 +327,8 @@ func Default() Config {
 			RetryDelays:  []time.Duration{5 * time.Second, time.Minute, 10 * time.Minute, time.Hour, 6 * time.Hour, 12 * time.Hour},
 			Timeout:      10 * time.Second,
 		},
-		Log:             Log{Format: "text", Level: "info"},
+		Log:             Log{Format: "text", Level: "info", Access: false, AccessSample: 1},
+		Metrics:         Metrics{Listen: ""},
 		ShutdownTimeout: 15 * time.Second,
 		ForwardAuth:     ForwardAuth{Path: "", LimitedStatus: 429},
 	}

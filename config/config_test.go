@@ -32,6 +32,7 @@ func full() Config {
 			WriteTimeout:        12 * time.Second,
 			IdleTimeout:         2 * time.Minute,
 			MaxConnsPerUpstream: 64,
+			HealthPath:          "/lb/health",
 		},
 		Admin: Admin{Listen: "0.0.0.0:9090", Token: "s3cret-admin-token-0123456789abcdef", SessionTTL: 24 * time.Hour},
 		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test", MaxConns: 25},
@@ -57,6 +58,7 @@ func full() Config {
 		Limiter: Limiter{
 			Backend: "redis", RedisAddr: "redis:6380", OnError: "deny",
 			RedisPassword: "hunter2", RedisDB: 3, Timeout: 20 * time.Millisecond, IdleTTL: time.Hour,
+			RedisRequired: true,
 		},
 		Usage: Usage{FlushInterval: 5 * time.Second, Retention: 720 * time.Hour, MinuteRetention: 24 * time.Hour},
 		Portal: Portal{
@@ -76,7 +78,8 @@ func full() Config {
 			RetryDelays:  []time.Duration{time.Second, time.Minute},
 			Timeout:      3 * time.Second,
 		},
-		Log:             Log{Format: "json", Level: "debug"},
+		Log:             Log{Format: "json", Level: "debug", Access: true, AccessSample: 10},
+		Metrics:         Metrics{Listen: "127.0.0.1:9100"},
 		ShutdownTimeout: 3 * time.Second,
 		ForwardAuth:     ForwardAuth{Path: "/auth", LimitedStatus: 403},
 	}
@@ -363,6 +366,11 @@ func TestInvalid(t *testing.T) {
 		{yaml: "portal:\n  path: /p/\n", want: `portal.path: "/p/" must not end with /`},
 		{yaml: "portal:\n  path: \"/p q\"\n", want: `portal.path: "/p q" must be a plain path`},
 		{yaml: "portal:\n  public_url: example.com\n", want: `portal.public_url: "example.com" is not an http(s) URL`},
+		{yaml: "proxy:\n  health_path: health\n", want: `proxy.health_path: "health" must start with a single /`},
+		{yaml: "proxy:\n  health_path: /_keygate/portal/health\n", want: `proxy.health_path: "/_keygate/portal/health" is under portal.path "/_keygate/portal"`},
+		{yaml: "proxy:\n  health_path: /auth\nforward_auth:\n  path: /auth\n", want: `proxy.health_path: "/auth" is also forward_auth.path`},
+		{yaml: "log:\n  access_sample: 0\n", want: `log.access_sample: must be 1 or more (log one request in N), got 0`},
+		{yaml: "metrics:\n  listen: localhost\n", want: `metrics.listen: "localhost" is not host:port`},
 		{yaml: "portal:\n  org_key_roles: [\" \"]\n", want: `portal.org_key_roles[0]: must not be empty`},
 		{yaml: "portal:\n  logo_url: \"javascript:alert(1)\"\n", want: `portal.logo_url: "javascript:alert(1)" is not an http(s) URL`},
 		{yaml: "portal:\n  logo_url: \"//evil/x.png\"\n", want: `portal.logo_url: "//evil/x.png" is not an http(s) URL`},

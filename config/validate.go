@@ -101,6 +101,19 @@ func (c *Config) problems() []Problem {
 		v.add("proxy.max_conns_per_upstream", "must be positive, got %d", p.MaxConnsPerUpstream)
 	}
 
+	if h, fwd := p.HealthPath, c.ForwardAuth.Path; h != "" {
+		switch {
+		case !strings.HasPrefix(h, "/") || strings.HasPrefix(h, "//"):
+			v.add("proxy.health_path", "%q must start with a single / (or be empty to turn it off)", h)
+		case strings.ContainsAny(h, "?#*% \t"):
+			v.add("proxy.health_path", "%q must be a plain path (no ? # * %% or spaces)", h)
+		case h == c.Portal.Path || strings.HasPrefix(h, c.Portal.Path+"/"):
+			v.add("proxy.health_path", "%q is under portal.path %q", h, c.Portal.Path)
+		case h == fwd: // below it is fine: the exact health path is answered first
+			v.add("proxy.health_path", "%q is also forward_auth.path", h)
+		}
+	}
+
 	a := c.Admin
 	listenOK := v.hostPort("admin.listen", a.Listen)
 	switch {
@@ -238,6 +251,12 @@ func (c *Config) problems() []Problem {
 
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	if c.Log.AccessSample < 1 {
+		v.add("log.access_sample", "must be 1 or more (log one request in N), got %d", c.Log.AccessSample)
+	}
+	if c.Metrics.Listen != "" {
+		v.hostPort("metrics.listen", c.Metrics.Listen)
+	}
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
 
 	fa := c.ForwardAuth

@@ -126,7 +126,7 @@ func New(o Options) *Dashboard {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	funcs := template.FuncMap{"date": usage.FormatTime, "rate": rateText, "json": prettyJSON, "quota": quotaText}
+	funcs := template.FuncMap{"date": usage.FormatTime, "rate": rateText, "json": prettyJSON, "quota": quotaText, "num": thousands, "has": hasField, "details": auditDetails}
 	names, _ := fs.Glob(dashAssets, "templates/*.html")
 	for _, n := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
@@ -162,6 +162,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	h("POST /users/{id}/unblock", d.auth(d.blockUser))
 	h("GET /orgs", d.auth(d.orgList))
 	h("GET /orgs/{id}", d.auth(d.orgPage))
+	d.registerOwnerForms(h) // owner_forms.go
 	h("GET /audit", d.auth(d.auditPage))
 	h("GET /settings", d.auth(d.settingsPage))
 	h("GET /webhooks", d.auth(d.webhooksPage))

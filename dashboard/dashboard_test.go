@@ -429,7 +429,7 @@ func TestDashUsersAndOrgs(t *testing.T) {
 		t.Errorf("open user: %d %q", r.status, r.header.Get("Location"))
 	}
 	u := c.get("/users/alice")
-	for _, want := range []string{"alice@example.com", "100 requests per 1m0s", "Acme Inc</a> (Owner)", `data-key-id="` + pk.ID + `"`,
+	for _, want := range []string{"alice@example.com", "100 requests per 1m", "Acme Inc</a> (Owner)", `data-key-id="` + pk.ID + `"`,
 		"17 allowed, 3 rate limited", "Block user"} {
 		if !strings.Contains(u.body, want) {
 			t.Errorf("user page lacks %q", want)

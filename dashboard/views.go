@@ -24,7 +24,7 @@ func rateText(r *keys.RateLimit) string {
 	case r.Limit == 0:
 		return "unlimited"
 	}
-	return fmt.Sprintf("%d requests per %s", r.Limit, r.Window)
+	return fmt.Sprintf("%s requests per %s", thousands(r.Limit), keys.FormatDuration(r.Window))
 }
 
 // prettyJSON indents a JSON document for a <pre>; the template escapes it.
@@ -73,7 +73,7 @@ func (d *Dashboard) chart(r *http.Request, q keys.UsageQuery, what string) (temp
 	if err != nil {
 		return "", nil, err
 	}
-	return usage.SVG(points, usage.ChartOptions{Title: what + ", last " + rng.Label, From: q.From, To: q.To, Interval: q.Interval}), links, nil
+	return chartHTML(points, usage.ChartOptions{Title: what + ", last " + rng.Label, From: q.From, To: q.To, Interval: q.Interval}), links, nil
 }
 
 // traffic returns the usage of all keys over q's range, zero-filled.
@@ -120,7 +120,7 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data.ChartNote = note
-	data.Chart = usage.SVG(points, usage.ChartOptions{Title: "All requests, last 24 hours", From: q.From, To: q.To, Interval: q.Interval})
+	data.Chart = chartHTML(points, usage.ChartOptions{Title: "All requests, last 24 hours", From: q.From, To: q.To, Interval: q.Interval})
 
 	counts, err := d.store.CountKeys(ctx, now.Unix())
 	if err != nil {

@@ -118,7 +118,7 @@ type rateLimitJSON struct {
 
 // MarshalJSON writes the window as a Go duration string ("1m").
 func (r RateLimit) MarshalJSON() ([]byte, error) {
-	return json.Marshal(rateLimitJSON{Limit: r.Limit, Window: r.Window.String()})
+	return json.Marshal(rateLimitJSON{Limit: r.Limit, Window: FormatDuration(r.Window)})
 }
 
 // UnmarshalJSON reads {"limit": N, "window": "1m"}.

@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -19,7 +20,18 @@ var (
 	// is down or unreachable); the call may succeed when retried later.
 	// Callers answer 503.
 	ErrUnavailable = errors.New("store unavailable")
+
+	// ErrLinkUsed and ErrLinkExpired are the ErrNotFound (they match it)
+	// that TakePortalLink returns for a link used, or expired, less than
+	// LinkMemory ago, so the portal can say which; after that it is
+	// plain ErrNotFound.
+	ErrLinkUsed    = fmt.Errorf("portal link already used: %w", ErrNotFound)
+	ErrLinkExpired = fmt.Errorf("portal link expired: %w", ErrNotFound)
 )
+
+// LinkMemory is how long, in seconds after its expiry, a used or expired
+// portal link is remembered (as such) before SweepSessions deletes it.
+const LinkMemory = 24 * 60 * 60
 
 // Store is keygate's whole storage contract: keys, owners, memberships,
 // audit, usage, portal links and the sessions of the dashboard and the
@@ -242,9 +254,10 @@ type SessionStore interface {
 	// ErrNotFound when unknown, used or expired at now.
 	GetPortalLink(ctx context.Context, hash [32]byte, now int64) (*PortalLink, error)
 	// TakePortalLink uses up the link of hash atomically: of any number of
-	// concurrent calls, on any node, at most one gets it. The link is
-	// removed whether or not it has expired; ErrNotFound when unknown,
-	// already taken or expired at now (ExpiresAt ≤ now).
+	// concurrent calls, on any node, at most one gets it. A taken link is
+	// kept, marked used, until SweepSessions: ErrLinkUsed when it was taken,
+	// ErrLinkExpired when it expired at now (ExpiresAt ≤ now), ErrNotFound
+	// when unknown.
 	TakePortalLink(ctx context.Context, hash [32]byte, now int64) (*PortalLink, error)
 
 	// CreateSession stores a new session. ErrConflict when the hash exists.
@@ -257,7 +270,8 @@ type SessionStore interface {
 	SetSessionFlash(ctx context.Context, hash [32]byte, flash string) error
 	// DeleteSession ends a session; nil when it does not exist.
 	DeleteSession(ctx context.Context, hash [32]byte) error
-	// SweepSessions deletes links and sessions expired at now.
+	// SweepSessions deletes sessions expired at now, and links (used or
+	// not) that expired LinkMemory or more before now.
 	SweepSessions(ctx context.Context, now int64) error
 }
 

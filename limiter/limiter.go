@@ -29,8 +29,9 @@ func (l Limit) Unlimited() bool { return l.Limit <= 0 || l.Window <= 0 }
 type Result struct {
 	// Allowed reports whether the request may proceed.
 	Allowed bool
-	// Limit is the limit applied; 0 means unlimited, and then the other
-	// fields are zero and callers should not send RateLimit-* headers.
+	// Limit is the limit applied; 0 means none is known (unlimited, or a
+	// backend that could not answer), and then callers should not send
+	// RateLimit-* headers. Only RetryAfter may then be set (a denial).
 	Limit int64
 	// Remaining is how many more requests would be allowed right now (>= 0).
 	Remaining int64

@@ -134,7 +134,7 @@ func (r *Redis) Allow(ctx context.Context, owner string, l Limit) (Result, error
 		err = fmt.Errorf("script returned %d values, want 4", len(v))
 	}
 	if err != nil {
-		return r.fail(owner, l, g, err)
+		return r.fail(owner, err)
 	}
 	return Result{
 		Allowed:    v[0] == 1,
@@ -145,23 +145,20 @@ func (r *Redis) Allow(ctx context.Context, owner string, l Limit) (Result, error
 	}, nil
 }
 
-// fail applies OnError. An allowed result reports what an idle owner's
-// first request would, since the real state is unknown.
-func (r *Redis) fail(owner string, l Limit, g gcra, err error) (Result, error) {
+// fail applies OnError. While Redis is down the real state of the bucket
+// is unknown, so the Result carries no limit (Limit 0): callers then send
+// no RateLimit-* headers rather than invented ones. A denial still says
+// when to retry.
+func (r *Redis) fail(owner string, err error) (Result, error) {
 	err = fmt.Errorf("rate limit %s in redis: %w: %w", owner, ErrUnavailable, err)
 	if r.errors != nil {
 		r.errors()
 	}
 	r.logFailure(owner, err)
 	if r.onError == OnErrorDeny {
-		return Result{Limit: l.Limit, Reset: time.Second, RetryAfter: time.Second}, err
+		return Result{RetryAfter: time.Second}, err
 	}
-	return Result{
-		Allowed:   true,
-		Limit:     l.Limit,
-		Remaining: l.Limit - 1,
-		Reset:     time.Duration(g.interval) * time.Microsecond,
-	}, err
+	return Result{Allowed: true}, err
 }
 
 // logFailure logs at most one failure per second, so an outage does not

@@ -224,14 +224,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.now()
-	l, ok, err := p.sessions.takeLink(r.Context(), r.PostForm.Get("token"), now)
+	l, ok, state, err := p.sessions.takeLink(r.Context(), r.PostForm.Get("token"), now)
 	if err != nil {
 		p.internal(w, r, "take portal link", err)
 		return
 	}
 	if !ok {
-		p.message(w, r, http.StatusGone, "This link has expired",
-			"Links to this page work once and only for a short time. Go back to the app and open the API keys page again.")
+		p.linkRefused(w, r, state) // link_messages.go
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {

@@ -260,21 +260,23 @@ func TestLinkIsSingleUseAndSetsStrictCookie(t *testing.T) {
 		t.Fatalf("home: %d\n%s", home.status, home.body)
 	}
 
-	// A second open, from any browser, fails.
+	// A second open, from any browser, fails and says the link was used
+	// (not that it expired: it has not).
 	for _, c := range []*browser{b, e.browser()} {
-		if r := c.open(path); r.status != http.StatusGone || !strings.Contains(r.body, "expired") {
-			t.Errorf("reused link: %d", r.status)
+		if r := c.open(path); r.status != http.StatusGone || !strings.Contains(r.body, "This link was already used") || strings.Contains(r.body, "expired") {
+			t.Errorf("reused link: %d\n%s", r.status, r.body)
 		}
 	}
-	// So does a forged one.
-	if r := e.browser().open(base + "/login?token=" + strings.Repeat("A", 43)); r.status != http.StatusGone {
-		t.Errorf("forged link: %d", r.status)
+	// A forged one is neither used nor expired.
+	if r := e.browser().open(base + "/login?token=" + strings.Repeat("A", 43)); r.status != http.StatusNotFound || !strings.Contains(r.body, "This link is not valid") {
+		t.Errorf("forged link: %d\n%s", r.status, r.body)
 	}
 	if r := e.browser().get(base + "/"); r.status != http.StatusUnauthorized {
 		t.Errorf("no session: %d", r.status)
 	}
-	if links, sessions := e.counts(); links != 0 || sessions != 1 {
-		t.Errorf("links %d, sessions %d; want 0, 1", links, sessions)
+	// The used link is kept (marked used) until the sweep, to say so.
+	if links, sessions := e.counts(); links != 1 || sessions != 1 {
+		t.Errorf("links %d, sessions %d; want 1 (used), 1", links, sessions)
 	}
 }
 
@@ -286,8 +288,10 @@ func TestLinkExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Add(time.Minute)
-	if r := e.browser().open(u); r.status != http.StatusGone {
-		t.Fatalf("expired link: %d", r.status)
+	for range 2 { // opening an expired link does not make it "used"
+		if r := e.browser().open(u); r.status != http.StatusGone || !strings.Contains(r.body, "This link has expired") || strings.Contains(r.body, "already used") {
+			t.Fatalf("expired link: %d\n%s", r.status, r.body)
+		}
 	}
 }
 
@@ -718,6 +722,7 @@ func TestKeyPageChart(t *testing.T) {
 	e := newEnv(t, nil)
 	e.user("alice")
 	k, _ := e.key(keys.CreateKeyInput{UserID: "alice", DisplayName: "busy"})
+	e.clock.Add(5 * time.Minute) // usage comes after the key (last_used_at ≥ created_at)
 	now := e.clock.Now().Unix()
 	if err := e.store.AddUsage(context.Background(), []keys.UsageCount{
 		{KeyID: k.ID, Minute: now - 120, Allowed: 41, RateLimited: 2},
@@ -728,7 +733,7 @@ func TestKeyPageChart(t *testing.T) {
 	if !strings.Contains(home.body, `aria-label="Requests in the last 24 hours: 43 requests, 2 rate limited"`) {
 		t.Errorf("no sparkline:\n%s", home.body)
 	}
-	if !strings.Contains(home.body, "last used 2026-03-14 11:58 UTC") {
+	if !strings.Contains(home.body, "last used 2026-03-14 12:03 UTC") {
 		t.Errorf("no last use")
 	}
 	for _, rng := range []string{"1h", "24h", "7d", "30d", ""} {

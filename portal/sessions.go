@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/keygate/keygate/keys"
@@ -38,18 +39,30 @@ func (s *sessions) addLink(ctx context.Context, l link) (string, error) {
 	return s.web.NewLink(ctx, l.userID, l.orgID, l.expires)
 }
 
-// takeLink consumes the link of token: it is removed whether or not it has
-// expired, so it can never be used twice. ok is false for an unknown,
-// used or expired link.
-func (s *sessions) takeLink(ctx context.Context, token string, now time.Time) (link, bool, error) {
-	l, err := s.web.TakeLink(ctx, token, now)
-	if web.IsNotFound(err) {
-		return link{}, false, nil
+// linkState says why takeLink gave no link.
+type linkState int
+
+const (
+	linkUnknown linkState = iota // never made, mistyped, or long gone
+	linkUsed
+	linkExpired
+)
+
+// takeLink uses up the link of token, so it can never be used twice. When
+// ok is false, state says whether it was used already, expired or unknown.
+func (s *sessions) takeLink(ctx context.Context, token string, now time.Time) (l link, ok bool, state linkState, err error) {
+	pl, err := s.web.TakeLink(ctx, token, now)
+	switch {
+	case errors.Is(err, keys.ErrLinkUsed):
+		return link{}, false, linkUsed, nil
+	case errors.Is(err, keys.ErrLinkExpired):
+		return link{}, false, linkExpired, nil
+	case web.IsNotFound(err):
+		return link{}, false, linkUnknown, nil
+	case err != nil:
+		return link{}, false, linkUnknown, err
 	}
-	if err != nil {
-		return link{}, false, err
-	}
-	return link{userID: l.UserID, orgID: l.OrgID, expires: time.Unix(l.ExpiresAt, 0)}, true, nil
+	return link{userID: pl.UserID, orgID: pl.OrgID, expires: time.Unix(pl.ExpiresAt, 0)}, true, 0, nil
 }
 
 // start opens a session for l and returns its token.

@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate/keys"
 )
@@ -35,13 +38,24 @@ func (db *DB) GetPortalLink(ctx context.Context, hash [32]byte, now int64) (*key
 // number of concurrent callers, on any node, see the row.
 func (db *DB) TakePortalLink(ctx context.Context, hash [32]byte, now int64) (*keys.PortalLink, error) {
 	l := keys.PortalLink{Hash: hash}
-	err := db.pool.QueryRow(ctx, `DELETE FROM portal_links WHERE hash = $1 RETURNING user_id, org_id, expires_at`,
-		hash[:]).Scan(&l.UserID, &l.OrgID, &l.ExpiresAt)
+	// Used links stay, their expires_at negated (no live-link query
+	// matches it), so a second visit can be told "already used".
+	err := db.pool.QueryRow(ctx, `UPDATE portal_links SET expires_at = -expires_at WHERE hash = $1 AND expires_at > $2 RETURNING user_id, org_id, -expires_at`,
+		hash[:], now).Scan(&l.UserID, &l.OrgID, &l.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exp int64
+		err = db.pool.QueryRow(ctx, `SELECT expires_at FROM portal_links WHERE hash = $1`, hash[:]).Scan(&exp)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("take portal link: %w", notFound(err))
+		case exp < 0:
+			return nil, fmt.Errorf("take portal link: %w", keys.ErrLinkUsed)
+		default:
+			return nil, fmt.Errorf("take portal link: %w", keys.ErrLinkExpired)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("take portal link: %w", notFound(err))
-	}
-	if l.ExpiresAt <= now {
-		return nil, fmt.Errorf("take portal link: expired: %w", keys.ErrNotFound)
 	}
 	return &l, nil
 }
@@ -88,7 +102,7 @@ func (db *DB) DeleteSession(ctx context.Context, hash [32]byte) error {
 
 // SweepSessions deletes links and sessions expired at now.
 func (db *DB) SweepSessions(ctx context.Context, now int64) error {
-	if _, err := db.pool.Exec(ctx, `DELETE FROM portal_links WHERE expires_at <= $1`, now); err != nil {
+	if _, err := db.pool.Exec(ctx, `DELETE FROM portal_links WHERE abs(expires_at) <= $1`, now-keys.LinkMemory); err != nil {
 		return fmt.Errorf("sweep portal links: %w", err)
 	}
 	if _, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, now); err != nil {

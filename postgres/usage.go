@@ -90,9 +90,10 @@ func (db *DB) AddUsage(ctx context.Context, counts []keys.UsageCount) error {
 				ON CONFLICT (key_id, t) DO UPDATE SET
 					allowed = usage_minute.allowed + excluded.allowed,
 					rate_limited = usage_minute.rate_limited + excluded.rate_limited`, ids, ts, allowed, limited)
-			b.Queue(`UPDATE api_keys SET last_used_at = v.t
+			// Minute buckets start before a key made mid-minute: never before created_at.
+			b.Queue(`UPDATE api_keys SET last_used_at = GREATEST(v.t, api_keys.created_at)
 				FROM unnest($1::text[], $2::bigint[]) AS v(k, t)
-				WHERE api_keys.id = v.k AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.t)`, lids, lts)
+				WHERE api_keys.id = v.k AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < GREATEST(v.t, api_keys.created_at))`, lids, lts)
 			return tx.SendBatch(ctx, b).Close()
 		})
 	})

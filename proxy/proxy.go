@@ -89,6 +89,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the time used for latency metrics; nil means time.Now.
 	Now func() time.Time
+	// HealthPath answers load balancers without a key (see ops.go); ""
+	// means none. Health decides 200 or 503; nil means always 200.
+	HealthPath string
+	Health     func(ctx context.Context) error
+	// AccessLog, when not nil, gets one line per proxied request.
+	AccessLog *AccessLog
 }
 
 // Proxy is keygate's proxy port: it checks each request's key through a
@@ -130,6 +136,8 @@ type Proxy struct {
 	lns    []net.Listener
 
 	errTooLarge []byte // 413 body, which names the limit
+
+	ops ops // health endpoint and access log (ops.go)
 }
 
 // reqState is one request's scratch space, pooled.
@@ -138,6 +146,7 @@ type reqState struct {
 	buf    []byte
 	cookie []byte
 	end    time.Time // when the upstream answered; zero without one
+	keyID  string    // for the access log; set only when it is on
 }
 
 var (
@@ -241,6 +250,9 @@ func New(g *Gate, opts Options) (*Proxy, error) {
 		msg = fmt.Sprintf("the request body is larger than %d bytes", p.maxBody)
 	}
 	p.errTooLarge = errorBody("request_too_large", msg)
+	if err := p.initOps(opts); err != nil {
+		return nil, err
+	}
 
 	maxReq := int(p.maxBody) // with streaming, only what is read ahead
 	if maxReq <= 0 || maxReq > 64<<10 {
@@ -305,6 +317,10 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 		p.portal(ctx)
 		return
 	}
+	if p.isHealth(ctx) { // ops.go
+		p.serveHealth(ctx)
+		return
+	}
 	if p.fwd.path != nil && underPath(pathOf(ctx.Request.Header.RequestURI()), p.fwd.path) {
 		p.forwardAuth(ctx)
 		return
@@ -323,6 +339,13 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	st.end = time.Time{}
 	result, upstream := p.serve(ctx, st)
 	end := st.end
+	if p.ops.access != nil {
+		if end.IsZero() {
+			end = p.now()
+		}
+		p.ops.access.record(ctx, st.keyID, result, end.Sub(start), upstream)
+		st.keyID = ""
+	}
 	p.states.Put(st)
 	if p.m != nil {
 		if end.IsZero() {
@@ -350,6 +373,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 		uri = req.Header.RequestURI()
 	}
 	d, ok := p.decideOnce(ctx, st, &req.Header, uri) // Expect: decided before 100 Continue
+	if p.ops.access != nil && d.e != nil {
+		st.keyID = d.e.keyID
+	}
 	if !ok {
 		return d.result, 0
 	}

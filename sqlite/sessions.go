@@ -36,14 +36,27 @@ func (s *Store) GetPortalLink(ctx context.Context, hash [32]byte, now int64) (*k
 	return l, nil
 }
 
-// TakePortalLink deletes the link and returns it when it was live: the
-// DELETE … RETURNING runs under the write lock, so one caller gets it.
+// TakePortalLink marks a live link used (its expires_at negated, which
+// no live-link query matches) and returns it; the UPDATE … RETURNING runs
+// under the write lock, so one caller gets it. A link that is not live is
+// looked up to say why.
 func (s *Store) TakePortalLink(ctx context.Context, hash [32]byte, now int64) (*keys.PortalLink, error) {
 	l := &keys.PortalLink{Hash: hash}
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `DELETE FROM portal_links WHERE hash = ? RETURNING user_id, org_id, expires_at`, hash[:]).Scan(&l.UserID, &l.OrgID, &l.ExpiresAt)
+		err := tx.QueryRowContext(ctx, `UPDATE portal_links SET expires_at = -expires_at WHERE hash = ? AND expires_at > ? RETURNING user_id, org_id, -expires_at`,
+			hash[:], now).Scan(&l.UserID, &l.OrgID, &l.ExpiresAt)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("portal link: %w", keys.ErrNotFound)
+			var exp int64
+			err = tx.QueryRowContext(ctx, `SELECT expires_at FROM portal_links WHERE hash = ?`, hash[:]).Scan(&exp)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("take portal link: %w", keys.ErrNotFound)
+			case err != nil:
+			case exp < 0:
+				return fmt.Errorf("take portal link: %w", keys.ErrLinkUsed)
+			default:
+				return fmt.Errorf("take portal link: %w", keys.ErrLinkExpired)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("take portal link: %w", err)
@@ -52,9 +65,6 @@ func (s *Store) TakePortalLink(ctx context.Context, hash [32]byte, now int64) (*
 	})
 	if err != nil {
 		return nil, err
-	}
-	if l.ExpiresAt <= now {
-		return nil, fmt.Errorf("portal link expired: %w", keys.ErrNotFound)
 	}
 	return l, nil
 }
@@ -111,7 +121,7 @@ func (s *Store) DeleteSession(ctx context.Context, hash [32]byte) error {
 // SweepSessions deletes expired links and sessions.
 func (s *Store) SweepSessions(ctx context.Context, now int64) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM portal_links WHERE expires_at <= ?`, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM portal_links WHERE abs(expires_at) <= ?`, now-keys.LinkMemory); err != nil {
 			return fmt.Errorf("sweep portal links: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, now); err != nil {

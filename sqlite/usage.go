@@ -68,9 +68,12 @@ func (s *Store) AddUsage(ctx context.Context, counts []keys.UsageCount) error {
 			for _, id := range part {
 				args = append(args, id, latest[id])
 			}
-			q := `UPDATE api_keys SET last_used_at = v.column2
+			// Counts are per minute, so a key made at 12:00:40 and used at
+			// once has the 12:00 bucket: last_used_at takes created_at
+			// then, never a time before the key existed.
+			q := `UPDATE api_keys SET last_used_at = max(v.column2, api_keys.created_at)
 				FROM (VALUES ` + tuples(len(part), 2) + `) AS v
-				WHERE api_keys.id = v.column1 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.column2)`
+				WHERE api_keys.id = v.column1 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < max(v.column2, api_keys.created_at))`
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return err
 			}

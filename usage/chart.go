@@ -141,6 +141,10 @@ func buckets(points []keys.UsagePoint, o *ChartOptions) []keys.UsagePoint {
 	return filled
 }
 
+// minSegment is the least height (in viewBox units, about 2 px) a
+// non-zero bar segment is drawn with.
+const minSegment = 2.5
+
 // SVG draws points as a bar chart: per bucket, allowed requests with
 // rate-limited ones stacked on top, a y axis with round ticks, time labels
 // (UTC) on the x axis, a legend, a tooltip per bar and an accessible name and
@@ -188,6 +192,18 @@ func SVG(points []keys.UsagePoint, o ChartOptions) template.HTML {
 			x := left + float64(i)*slot + (slot-bw)/2
 			ha := ph * float64(p.Allowed) / float64(ymax)
 			hl := ph * float64(p.RateLimited) / float64(ymax)
+			// A few allowed requests next to thousands refused (or the
+			// reverse) would round to nothing: every non-zero segment
+			// gets at least minSegment, so both series stay visible.
+			if p.Allowed > 0 {
+				ha = max(ha, minSegment)
+			}
+			if p.RateLimited > 0 {
+				hl = max(hl, minSegment)
+			}
+			if ha+hl > ph { // only when both were raised at the very top
+				hl = ph - ha
+			}
 			base := top + ph
 			fmt.Fprintf(&b, `<g><title>%s: %s allowed, %s rate limited</title>`,
 				svgText(bucketLabel(p.T, o.Interval)), formatCount(p.Allowed), formatCount(p.RateLimited))

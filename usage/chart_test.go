@@ -272,3 +272,25 @@ func TestFormatTime(t *testing.T) {
 		}
 	}
 }
+
+// A few allowed requests next to thousands rate limited stay visible: each
+// non-zero segment is at least minSegment high.
+func TestSVGSmallSeriesVisible(t *testing.T) {
+	q, _ := day24()
+	points := []keys.UsagePoint{{T: q.From, Allowed: 3, RateLimited: 50000}, {T: q.From + 3600, Allowed: 40000, RateLimited: 1}}
+	out := string(SVG(points, ChartOptions{Title: "k", From: q.From, To: q.To, Interval: q.Interval}))
+	bars := svgElems(t, out)["rect"]
+	if len(bars) != 6 {
+		t.Fatalf("%d rects, want 4 bars and 2 swatches:\n%s", len(bars), out)
+	}
+	for i, b := range bars[:4] {
+		if h := num(t, b, "height"); h < minSegment {
+			t.Errorf("bar %d (%s) is %v high, want ≥ %v", i, attr(b, "fill"), h, minSegment)
+		}
+	}
+	// Stacked still: the limited segment sits on the allowed one.
+	a, l := bars[0], bars[1]
+	if d := num(t, l, "y") + num(t, l, "height") - num(t, a, "y"); d > 0.02 || d < -0.02 {
+		t.Errorf("segments not stacked (gap %v)", d)
+	}
+}

@@ -607,8 +607,8 @@ func testStoreLinks(t *testing.T, open Opener) {
 				mu.Lock()
 				got++
 				mu.Unlock()
-			case !errors.Is(err, keys.ErrNotFound):
-				t.Errorf("TakePortalLink: %v", err)
+			case !errors.Is(err, keys.ErrLinkUsed) || !errors.Is(err, keys.ErrNotFound):
+				t.Errorf("TakePortalLink: %v, want ErrLinkUsed (an ErrNotFound)", err)
 			}
 		}()
 	}
@@ -616,27 +616,42 @@ func testStoreLinks(t *testing.T, open Opener) {
 	if got != 1 {
 		t.Fatalf("%d takers got the link, want 1", got)
 	}
-	// An expired link is not given, and is used up all the same.
+	// A used link is told apart from an expired one, and from none.
+	if _, err := st.TakePortalLink(ctx, h, 99); !errors.Is(err, keys.ErrLinkUsed) {
+		t.Fatalf("second take: %v, want ErrLinkUsed", err)
+	}
+	if _, err := st.GetPortalLink(ctx, h, 0); !errors.Is(err, keys.ErrNotFound) {
+		t.Fatalf("peek at a used link: %v, want ErrNotFound", err)
+	}
+	if _, err := st.TakePortalLink(ctx, keys.Hash("never made"), 0); !errors.Is(err, keys.ErrNotFound) || errors.Is(err, keys.ErrLinkUsed) || errors.Is(err, keys.ErrLinkExpired) {
+		t.Fatalf("unknown link: %v, want plain ErrNotFound", err)
+	}
+	// An expired link is not given, and stays expired (not used).
 	h2 := keys.Hash("expired")
 	st.CreatePortalLink(ctx, keys.PortalLink{Hash: h2, UserID: "bob", ExpiresAt: 50})
-	if _, err := st.TakePortalLink(ctx, h2, 50); !errors.Is(err, keys.ErrNotFound) {
-		t.Fatalf("expired take: %v", err)
+	for range 2 {
+		if _, err := st.TakePortalLink(ctx, h2, 50); !errors.Is(err, keys.ErrLinkExpired) || errors.Is(err, keys.ErrLinkUsed) {
+			t.Fatalf("expired take: %v, want ErrLinkExpired", err)
+		}
 	}
-	if _, err := st.GetPortalLink(ctx, h2, 0); !errors.Is(err, keys.ErrNotFound) {
-		t.Fatalf("expired link kept: %v", err)
-	}
-	// Sweep removes expired links only.
+	// Sweep removes links expired LinkMemory ago, used or not, only.
 	h3, h4 := keys.Hash("old"), keys.Hash("new")
 	st.CreatePortalLink(ctx, keys.PortalLink{Hash: h3, UserID: "bob", ExpiresAt: 10})
 	st.CreatePortalLink(ctx, keys.PortalLink{Hash: h4, UserID: "bob", ExpiresAt: 30})
-	if err := st.SweepSessions(ctx, 20); err != nil {
+	if err := st.SweepSessions(ctx, 20+keys.LinkMemory); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.GetPortalLink(ctx, h3, 0); !errors.Is(err, keys.ErrNotFound) {
-		t.Fatal("swept link remains")
+	if _, err := st.TakePortalLink(ctx, h3, 20); !errors.Is(err, keys.ErrNotFound) || errors.Is(err, keys.ErrLinkExpired) {
+		t.Fatalf("swept link remains: %v", err)
 	}
 	if _, err := st.GetPortalLink(ctx, h4, 20); err != nil {
 		t.Fatalf("live link swept: %v", err)
+	}
+	if err := st.SweepSessions(ctx, 100+keys.LinkMemory); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.TakePortalLink(ctx, h, 99); !errors.Is(err, keys.ErrNotFound) || errors.Is(err, keys.ErrLinkUsed) {
+		t.Fatalf("used link after its memory: %v, want plain ErrNotFound", err)
 	}
 }
 

@@ -147,4 +147,13 @@ func testStoreUsage(t *testing.T, open Opener) {
 	if _, total, _ := st.Usage(ctx, keys.UsageQuery{From: day0, To: day0 + 86400, Interval: "day"}); total != 0 {
 		t.Fatalf("usage past retention: %d", total)
 	}
+	// A key made mid-minute and used at once: its minute bucket starts
+	// before it existed, but last_used_at is never earlier than created_at.
+	update(t, st, func(tx keys.Tx) error {
+		return tx.InsertKeys(ctx, []*keys.Key{newKey(kid(5), keys.TypeGeneric, "", "", day0+150)})
+	})
+	add(keys.UsageCount{KeyID: kid(5), Minute: day0 + 120, Allowed: 1})
+	if k, _ := st.GetKey(ctx, kid(5)); k.LastUsedAt == nil || *k.LastUsedAt != day0+150 {
+		t.Fatalf("last_used_at of a key created at +150 used in minute +120 = %v, want %d (created_at)", k.LastUsedAt, day0+150)
+	}
 }
