@@ -264,6 +264,7 @@ func (a *App) Open(ctx context.Context) error {
 	a.Usage = usage.New(a.Store, usage.Options{FlushInterval: cfg.Usage.FlushInterval, Logger: a.Logger, OnFlush: a.Metrics.UsageFlush})
 	a.Usage.Start()
 	// Quota use is flushed like usage: a crash forgives at most one interval.
+	quotaOpts.OnExhausted = a.webhooks.onQuotaExhausted(a.Logger) // webhooks.go
 	a.Quotas = quota.New(a.Store, quotaOpts)
 	a.Quotas.Start()
 	go a.compactLoop()

@@ -432,3 +432,54 @@ func TestEndToEndWebhooksRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestEndToEndWebhookQuotaExhausted uses up quotas through the proxy and
+// checks that the request taking each owner to its limit sends one
+// quota.exhausted, and requests refused after it send none.
+func TestEndToEndWebhookQuotaExhausted(t *testing.T) {
+	rcv := newReceiver(t)
+	extra := "quotas:\n  generic: {limit: 3, period: day}\n  personal: {limit: 2, period: total}\n"
+	app := startApp(t, filepath.Join(t.TempDir(), "k.db"), echoUpstream(t).URL, webhooksYAML(rcv.URL, "")+extra)
+	c := newClient(t, app)
+	generic := c.must(201, "POST", "/v1/keys", map[string]any{"type": "generic"})
+	c.must(200, "PUT", "/v1/users/alice", map[string]any{"email": "alice@example.com"})
+	personal := c.must(201, "POST", "/v1/keys", map[string]any{"user_id": "alice"})
+	for _, k := range []struct {
+		token string
+		limit int
+	}{{generic["token"].(string), 3}, {personal["token"].(string), 2}} {
+		for i := range k.limit + 2 {
+			want := 200
+			if i >= k.limit {
+				want = 429
+			}
+			if code, body := c.get(k.token, "/"); code != want {
+				t.Fatalf("request %d: %d %v, want %d", i+1, code, body, want)
+			}
+		}
+	}
+	waitHooks(t, rcv, 10*time.Second, "quota.exhausted", func(hs []hook) string {
+		if n := len(rcv.ofType("quota.exhausted")); n != 2 {
+			return fmt.Sprintf("%d quota.exhausted, want 2", n)
+		}
+		return ""
+	})
+	got := map[string]map[string]any{}
+	for _, h := range rcv.ofType("quota.exhausted") {
+		got[h.Data["owner_type"].(string)] = h.Data
+		if err := verifyStandardWebhook(testWebhookSecret, h.ID, h.Timestamp, h.Signature, h.Body, time.Now()); err != nil {
+			t.Error(err)
+		}
+	}
+	if d := got["key"]; d == nil || d["owner_id"] != generic["id"] || d["limit"] != 3.0 || d["used"] != 3.0 || d["period"] != "day" || d["resets_at"] == nil {
+		t.Errorf("generic key's event: %v", d)
+	}
+	if d := got["user"]; d == nil || d["owner_id"] != "alice" || d["limit"] != 2.0 || d["period"] != "total" || d["resets_at"] != nil {
+		t.Errorf("user's event: %v", d)
+	}
+	for _, h := range rcv.hooks() {
+		if strings.Contains(string(h.Body), generic["token"].(string)) || strings.Contains(string(h.Body), personal["token"].(string)) {
+			t.Errorf("%s carries a token", h.Type)
+		}
+	}
+}

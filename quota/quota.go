@@ -55,6 +55,11 @@ type Options struct {
 	Errors func()
 	// Now returns the time that places a request in its period; nil means time.Now.
 	Now func() time.Time
+	// OnExhausted, if not nil, is called when a Use takes owner's count to
+	// its limit: once per period and limit (with Redis, on the one node
+	// whose check crossed it). It runs on the request's goroutine, so it
+	// must not block.
+	OnExhausted func(owner string, q keys.Quota, r Result)
 }
 
 // Result is the outcome of one check, or an owner's standing.
@@ -129,6 +134,8 @@ type Engine struct {
 	now      func() time.Time
 	seed     maphash.Seed
 
+	onExhausted func(owner string, q keys.Quota, r Result)
+
 	shards [shardCount]shard
 
 	// windows caches the current period of each kind, so a check computes
@@ -178,8 +185,10 @@ func New(store Store, opts Options) *Engine {
 		errors:   opts.Errors,
 		now:      opts.Now,
 		seed:     maphash.MakeSeed(),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+
+		onExhausted: opts.OnExhausted,
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	for i := range e.shards {
 		e.shards[i].states = make(map[string]state)
@@ -217,6 +226,9 @@ func (e *Engine) Use(ctx context.Context, owner string, q keys.Quota, cost int64
 	}
 	res := result(q, used, end, now)
 	res.Allowed = allowed
+	if err == nil && allowed && used >= q.Limit && used-cost < q.Limit && e.onExhausted != nil {
+		e.onExhausted(owner, q, res)
+	}
 	if err != nil {
 		err = e.fail(owner, err)
 		if e.deny {
