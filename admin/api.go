@@ -22,6 +22,7 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
+	m.HandleFunc("GET /openapi.json", s.serveOpenAPI)
 	m.Handle("GET /metrics", s.api(s.serveMetrics))
 	// Profiles of the running gateway, behind the admin token like the API.
 	profile := func(h http.HandlerFunc) http.Handler {
@@ -66,7 +67,7 @@ func (s *Server) routes() {
 	// One catch-all per method rather than "/v1/", which would conflict
 	// with a page route such as "GET /".
 	for _, method := range apiMethods {
-		m.Handle(method+" /v1/", s.api(s.noRoute))
+		m.fallback(method+" /v1/", s.api(s.noRoute))
 	}
 	s.propelAuthRoutes()
 }

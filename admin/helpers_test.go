@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/admin/openapicheck"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limiter"
 	"github.com/keygate/keygate/quota"
@@ -144,7 +145,8 @@ func newEnv(t *testing.T, mod func(*admin.Options)) *env {
 		mod(&opts)
 	}
 	e.srv = admin.New(opts)
-	ts := httptest.NewServer(e.srv.Handler())
+	// Every exchange of the tests is validated against the OpenAPI document.
+	ts := httptest.NewServer(openapicheck.Middleware(t, e.srv.Handler()))
 	t.Cleanup(ts.Close)
 	e.url = ts.URL
 	return e

@@ -44,7 +44,7 @@ func (s *Server) propelAuthRoutes() {
 	// The rest of PropelAuth's backend API (users, orgs, …) is not served:
 	// a JSON 404 rather than the dashboard.
 	for _, method := range apiMethods {
-		m.Handle(method+" /api/backend/", s.propel(func(w http.ResponseWriter, r *http.Request) error {
+		m.fallback(method+" /api/backend/", s.propel(func(w http.ResponseWriter, r *http.Request) error {
 			return keys.Errorf(keys.ENotFound, "keygate does not serve PropelAuth's %s %s (only the end-user API key calls under %s)", r.Method, r.URL.Path, propelBase)
 		}))
 	}

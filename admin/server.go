@@ -91,7 +91,7 @@ type Server struct {
 	hasToken bool
 	throttle *AuthThrottle
 
-	mux     *http.ServeMux
+	mux     *routeMux
 	handler http.Handler
 }
 
@@ -112,7 +112,7 @@ func New(opts Options) *Server {
 		tokenSum:      sha256.Sum256([]byte(opts.Token)),
 		hasToken:      opts.Token != "",
 		throttle:      opts.Throttle,
-		mux:           http.NewServeMux(),
+		mux:           &routeMux{ServeMux: http.NewServeMux()},
 
 		deliveryRetried: opts.DeliveryRetried,
 	}
@@ -140,7 +140,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Mux returns the mux behind Handler, for adding page routes. The API owns
 // the /v1/ tree and GET /healthz, /readyz and /metrics; "GET /" and other
 // method-qualified patterns outside /v1/ do not conflict with it.
-func (s *Server) Mux() *http.ServeMux { return s.mux }
+func (s *Server) Mux() *http.ServeMux { return s.mux.ServeMux }
 
 // CheckToken reports whether token is the admin token, in constant time.
 func (s *Server) CheckToken(token string) bool {
