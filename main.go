@@ -101,6 +101,9 @@ type App struct {
 	Proxy   *proxy.Proxy
 	Admin   *admin.Server
 	Portal  *portal.Portal
+	// WrapAdmin, when set before Open, wraps the admin port's handler (tests
+	// validate every admin call against the OpenAPI document with it).
+	WrapAdmin func(http.Handler) http.Handler
 
 	webhooks  *appWebhooks
 	limiter   interface{ Close() error }
@@ -371,7 +374,11 @@ func (a *App) Open(ctx context.Context) error {
 		Webhooks:         a.webhooks != nil,
 	}).Register(a.Admin.Mux())
 
-	a.adminHTTP = &http.Server{Handler: a.Admin.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
+	adminHandler := a.Admin.Handler()
+	if a.WrapAdmin != nil {
+		adminHandler = a.WrapAdmin(adminHandler)
+	}
+	a.adminHTTP = &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)}
 	if a.metricsLn != nil {
 		a.serveMetrics() // ops.go
 	}

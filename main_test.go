@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/admin/openapicheck"
 	"github.com/keygate/keygate/config"
 )
 
@@ -65,6 +66,9 @@ log:
 		t.Fatal(err)
 	}
 	app := NewApp(cfg, io.Discard)
+	// Every admin call of the end-to-end tests is validated against the
+	// OpenAPI document.
+	app.WrapAdmin = func(h http.Handler) http.Handler { return openapicheck.Middleware(t, h) }
 	if err := app.Open(context.Background()); err != nil {
 		app.Close()
 		t.Fatal(err)
