@@ -8,7 +8,7 @@ import (
 )
 
 const keyJSON = `{"id":"0123456789abcdef0123456789abcdef","type":"generic","user_id":"","org_id":"","display_name":"ci",
-"display":"kg_…abcd","metadata":{},"created_at":1800000000,"expires_at":null,"archived_at":null,"last_used_at":null,"imported":false}`
+"display":"kg_…abcd","metadata":{},"created_at":1800000000,"expires_at":null,"archived_at":null,"last_used_at":null,"imported":false,"rolled_from":null,"rolled_to":null,"quota":null}`
 
 // TestCheck shows the validator catches each kind of drift the middleware
 // exists for, and lets a true exchange and non-API pages pass.
@@ -27,7 +27,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"valid key", "GET", "/v1/keys/0123456789abcdef0123456789abcdef", "", 200, jsonHeader, keyJSON, ""},
 		{"undocumented field", "GET", "/v1/keys/0123456789abcdef0123456789abcdef", "", 200, jsonHeader,
-			strings.Replace(keyJSON, `"imported":false`, `"imported":false,"quota":null`, 1), "quota"},
+			strings.Replace(keyJSON, `"imported":false`, `"imported":false,"shiny":true`, 1), "shiny"},
 		{"missing field", "GET", "/v1/keys/0123456789abcdef0123456789abcdef", "", 200, jsonHeader,
 			strings.Replace(keyJSON, `,"imported":false`, ``, 1), "imported"},
 		{"undocumented status", "GET", "/v1/keys/0123456789abcdef0123456789abcdef", "", 418, jsonHeader, `{}`, "status"},
