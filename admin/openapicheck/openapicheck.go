@@ -111,7 +111,7 @@ func (v *Validator) Check(ctx context.Context, x Exchange) error {
 			return nil
 		}
 		switch x.Status {
-		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusUnauthorized:
+		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusUnauthorized, http.StatusTooManyRequests:
 		default:
 			return fmt.Errorf("%s %s is not in the document, yet it answered %d: %s", req.Method, req.URL.Path, x.Status, x.Body)
 		}
