@@ -27,6 +27,9 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if ds == nil {
+		ds = []deliveryView{} // lists are arrays, never null
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Deliveries []deliveryView `json:"deliveries"`
 		NextCursor string         `json:"next_cursor"`
