@@ -44,16 +44,8 @@ func (s *Service) UpsertUser(ctx context.Context, in UserInput) (*User, error) {
 		if in.Metadata != nil {
 			u.Metadata = json.RawMessage(in.Metadata)
 		}
-		if in.RateLimit != nil {
-			u.RateLimit = in.RateLimit
-		} else if in.ClearRateLimit {
-			u.RateLimit = nil
-		}
-		if in.Quota != nil {
-			u.Quota = in.Quota
-		} else if in.ClearQuota {
-			u.Quota = nil
-		}
+		override(&u.RateLimit, in.RateLimit, in.ClearRateLimit)
+		override(&u.Quota, in.Quota, in.ClearQuota)
 		u.UpdatedAt = now
 		if err := tx.PutUser(ctx, u); err != nil {
 			return err
@@ -227,16 +219,8 @@ func (s *Service) UpsertOrg(ctx context.Context, in OrgInput) (*Org, error) {
 		if in.Metadata != nil {
 			o.Metadata = json.RawMessage(in.Metadata)
 		}
-		if in.RateLimit != nil {
-			o.RateLimit = in.RateLimit
-		} else if in.ClearRateLimit {
-			o.RateLimit = nil
-		}
-		if in.Quota != nil {
-			o.Quota = in.Quota
-		} else if in.ClearQuota {
-			o.Quota = nil
-		}
+		override(&o.RateLimit, in.RateLimit, in.ClearRateLimit)
+		override(&o.Quota, in.Quota, in.ClearQuota)
 		o.UpdatedAt = now
 		if err := tx.PutOrg(ctx, o); err != nil {
 			return err
@@ -381,4 +365,14 @@ func (s *Service) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, e
 		return nil, FieldError("limit", "must be 1–1000")
 	}
 	return s.store.ListAudit(ctx, f)
+}
+
+// override applies an upsert to an owner's optional setting (rate limit,
+// quota): a new value replaces it, clear removes it, neither keeps it.
+func override[T any](cur **T, set *T, clear bool) {
+	if set != nil {
+		*cur = set
+	} else if clear {
+		*cur = nil
+	}
 }
