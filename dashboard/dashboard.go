@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -424,6 +425,20 @@ func (d *Dashboard) message(w http.ResponseWriter, r *http.Request, status int, 
 
 func (d *Dashboard) notFound(w http.ResponseWriter, r *http.Request) {
 	d.message(w, r, http.StatusNotFound, "Not found", "There is no such page or record.")
+}
+
+// found reports whether a record was read (err is nil); otherwise it has
+// answered 404 for an unknown or malformed id and 500 for anything else.
+func (d *Dashboard) found(w http.ResponseWriter, r *http.Request, what string, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid:
+		d.notFound(w, r)
+	default:
+		d.internal(w, r, what, err)
+	}
+	return false
 }
 
 func (d *Dashboard) internal(w http.ResponseWriter, r *http.Request, what string, err error) {

@@ -65,12 +65,7 @@ func (d *Dashboard) userForm(w http.ResponseWriter, r *http.Request) {
 	f := ownerForm{Kind: "user", New: true, Enabled: true, Metadata: "{}"}
 	if id := r.PathValue("id"); id != "" {
 		u, err := d.svc.GetUser(r.Context(), id)
-		if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-			d.notFound(w, r)
-			return
-		}
-		if err != nil {
-			d.internal(w, r, "Reading the user", err)
+		if !d.found(w, r, "Reading the user", err) {
 			return
 		}
 		f = ownerForm{Kind: "user", ID: u.ID, Email: u.Email, Enabled: u.Enabled, Metadata: prettyJSON(u.Metadata)}
@@ -83,12 +78,7 @@ func (d *Dashboard) orgForm(w http.ResponseWriter, r *http.Request) {
 	f := ownerForm{Kind: "org", New: true, Metadata: "{}"}
 	if id := r.PathValue("id"); id != "" {
 		o, err := d.svc.GetOrg(r.Context(), id)
-		if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-			d.notFound(w, r)
-			return
-		}
-		if err != nil {
-			d.internal(w, r, "Reading the org", err)
+		if !d.found(w, r, "Reading the org", err) {
 			return
 		}
 		f = ownerForm{Kind: "org", ID: o.ID, Name: o.Name, Metadata: prettyJSON(o.Metadata)}
@@ -224,12 +214,7 @@ func (d *Dashboard) confirmDeleteOwner(w http.ResponseWriter, r *http.Request) {
 	var data confirmData
 	if strings.HasPrefix(r.URL.Path, "/users/") {
 		u, err := d.svc.GetUser(ctx, id)
-		if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-			d.notFound(w, r)
-			return
-		}
-		if err != nil {
-			d.internal(w, r, "Reading the user", err)
+		if !d.found(w, r, "Reading the user", err) {
 			return
 		}
 		data = confirmData{Heading: "Delete user " + u.ID + "?", Lines: []string{
@@ -240,12 +225,7 @@ func (d *Dashboard) confirmDeleteOwner(w http.ResponseWriter, r *http.Request) {
 		}, Action: "/users/" + url.PathEscape(id) + "/delete", Button: "Delete user", Cancel: "/users/" + url.PathEscape(id)}
 	} else {
 		o, err := d.svc.GetOrg(ctx, id)
-		if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-			d.notFound(w, r)
-			return
-		}
-		if err != nil {
-			d.internal(w, r, "Reading the org", err)
+		if !d.found(w, r, "Reading the org", err) {
 			return
 		}
 		data = confirmData{Heading: "Delete org " + o.Name + " (" + o.ID + ")?", Lines: []string{
@@ -299,12 +279,7 @@ func (d *Dashboard) putMember(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) confirmRemoveMember(w http.ResponseWriter, r *http.Request) {
 	orgID, userID := r.PathValue("id"), r.PathValue("user")
 	o, err := d.svc.GetOrg(r.Context(), orgID)
-	if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-		d.notFound(w, r)
-		return
-	}
-	if err != nil {
-		d.internal(w, r, "Reading the org", err)
+	if !d.found(w, r, "Reading the org", err) {
 		return
 	}
 	lines := []string{

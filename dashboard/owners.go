@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -80,12 +79,7 @@ func (d *Dashboard) ownerKeys(r *http.Request, data *ownerPageData, f keys.KeyFi
 func (d *Dashboard) userPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	u, err := d.svc.GetUser(r.Context(), id)
-	if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-		d.notFound(w, r)
-		return
-	}
-	if err != nil {
-		d.internal(w, r, "Reading the user", err)
+	if !d.found(w, r, "Reading the user", err) {
 		return
 	}
 	data := ownerPageData{User: u, Quota: d.standing(r.Context(), keys.UserOwner(u.ID), u.Quota, keys.TypePersonal)}
@@ -109,12 +103,7 @@ func (d *Dashboard) blockUser(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	enable := strings.HasSuffix(r.URL.Path, "/unblock")
 	_, err := d.svc.SetUserEnabled(r.Context(), id, enable)
-	if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-		d.notFound(w, r)
-		return
-	}
-	if err != nil {
-		d.internal(w, r, "Changing the user", err)
+	if !d.found(w, r, "Changing the user", err) {
 		return
 	}
 	if enable {
@@ -128,12 +117,7 @@ func (d *Dashboard) blockUser(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) orgPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	o, err := d.svc.GetOrg(r.Context(), id)
-	if errors.Is(err, keys.ErrNotFound) || keys.ErrorCode(err) == keys.EInvalid {
-		d.notFound(w, r)
-		return
-	}
-	if err != nil {
-		d.internal(w, r, "Reading the org", err)
+	if !d.found(w, r, "Reading the org", err) {
 		return
 	}
 	data := ownerPageData{Org: o, Quota: d.standing(r.Context(), keys.OrgOwner(o.ID), o.Quota, keys.TypeOrg)}
