@@ -130,31 +130,30 @@ func nextToken(v []byte) (tok, rest []byte) {
 // header bytes (which deleting headers does not touch).
 type header struct{ key, value []byte }
 
-// rewriter removes headers a request must not carry upstream. Its scratch
-// slices are reused from request to request; it is not safe for concurrent
-// use (each request takes one from a pool).
+// rewriter sorts a request's headers for appendHead. Its scratch slices are
+// reused from request to request; it is not safe for concurrent use (each
+// request takes one from a pool).
 type rewriter struct {
-	del  [][]byte // names to delete, all copies
-	kept []header // headers kept, in the order received
+	del  [][]byte // header names a Connection header named
+	kept []header // headers that may pass, in the order received
 	xff  [][]byte // X-Forwarded-For values received, in order
 }
 
-// stripRequest deletes from h, in every copy, each header whose name starts
-// with prefix, each hop-by-hop header, each header a Connection header names,
-// the forwarding headers keygate owns (see isForwarding; the received
-// X-Forwarded-For values are kept in rw.xff for the caller to extend) and the
-// extra names given (compared as lower folds them). It keeps the relative order
-// of same-name headers that remain (fasthttp's delete does not).
-func (rw *rewriter) stripRequest(h *fasthttp.RequestHeader, prefix []byte, extra ...[]byte) {
+// collect sorts h's headers: kept gets those that may pass upstream, in the
+// order received; del the names the Connection headers list (which do not
+// pass either, wherever they come); xff the X-Forwarded-For values received,
+// for the caller to extend. What never passes: each header whose name starts
+// with prefix, Host and Content-Length (the caller writes its own), each
+// hop-by-hop header, Expect, the forwarding headers keygate owns (see
+// isForwarding) and the extra names given (all compared as lower folds them).
+func (rw *rewriter) collect(h *fasthttp.RequestHeader, prefix []byte, extra [][]byte) {
 	rw.del = rw.del[:0]
 	rw.kept = rw.kept[:0]
 	rw.xff = rw.xff[:0]
 	visit := func(k, v []byte) {
 		switch {
 		case hasPrefixFold(k, prefix):
-			rw.del = append(rw.del, k)
 		case equalFold(k, "Connection"):
-			rw.del = append(rw.del, k)
 			for tok, rest := nextToken(v); ; tok, rest = nextToken(rest) {
 				if len(tok) > 0 && !isFraming(tok) {
 					rw.del = append(rw.del, tok)
@@ -164,40 +163,35 @@ func (rw *rewriter) stripRequest(h *fasthttp.RequestHeader, prefix []byte, extra
 				}
 			}
 		case equalFold(k, "X-Forwarded-For"):
-			rw.del = append(rw.del, k)
 			rw.xff = append(rw.xff, v)
+		case equalFold(k, "Host") || equalFold(k, "Content-Length"):
 		case isHopByHop(k) || equalFold(k, "Expect") || isForwarding(k):
-			rw.del = append(rw.del, k)
 		case isExtra(k, extra):
-			rw.del = append(rw.del, k)
 		default:
 			rw.kept = append(rw.kept, header{k, v})
 		}
 	}
-	raw := len(h.RawHeaders()) > 0
-	if raw {
+	if len(h.RawHeaders()) > 0 {
 		for k, v := range h.AllInOrder() {
 			visit(k, v)
 		}
-	} else {
-		// A request built in code rather than read from the wire has no raw
-		// headers; All then lists what was set.
-		for k, v := range h.All() {
-			visit(k, v)
-		}
-	}
-	// "Connection: close" alone is kept as a flag, not as a header.
-	h.ResetConnectionClose()
-	if len(rw.del) == 0 {
 		return
 	}
-	for _, name := range rw.del {
-		h.DelBytes(name)
+	// A request built in code rather than read from the wire has no raw
+	// headers; All then lists what was set.
+	for k, v := range h.All() {
+		visit(k, v)
 	}
-	if raw {
-		// Raw header bytes are not touched by deletes, so kept stays valid.
-		rw.restoreOrder(h)
+}
+
+// named reports whether a Connection header named k.
+func (rw *rewriter) named(k []byte) bool {
+	for _, d := range rw.del {
+		if equalFoldBytes(k, d) {
+			return true
+		}
 	}
+	return false
 }
 
 func isExtra(k []byte, extra [][]byte) bool {
@@ -207,39 +201,6 @@ func isExtra(k []byte, extra [][]byte) bool {
 		}
 	}
 	return false
-}
-
-// restoreOrder re-adds, in the order received, every kept header whose name
-// occurs more than once: fasthttp deletes by swapping with the last header,
-// which may have reordered them, and their order is significant.
-func (rw *rewriter) restoreOrder(h *fasthttp.RequestHeader) {
-	for i := range rw.kept {
-		k := rw.kept[i].key
-		// fasthttp keeps these outside its header list (and parses Cookie
-		// when it is added), and a client sends each at most once.
-		if k == nil || isFraming(k) || equalFold(k, "Cookie") {
-			continue
-		}
-		dup := false
-		for j := i + 1; j < len(rw.kept); j++ {
-			if bytes.EqualFold(rw.kept[j].key, k) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			continue
-		}
-		h.DelBytes(k)
-		for j := i; j < len(rw.kept); j++ {
-			if rw.kept[j].key != nil && bytes.EqualFold(rw.kept[j].key, k) {
-				h.AddBytesKV(k, rw.kept[j].value)
-				if j != i {
-					rw.kept[j].key = nil
-				}
-			}
-		}
-	}
 }
 
 // stripResponse deletes the hop-by-hop headers of an upstream response and

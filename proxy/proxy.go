@@ -142,11 +142,11 @@ type Proxy struct {
 
 // reqState is one request's scratch space, pooled.
 type reqState struct {
-	rw     rewriter
-	buf    []byte
-	cookie []byte
-	end    time.Time // when the upstream answered; zero without one
-	keyID  string    // for the access log; set only when it is on
+	rw    rewriter
+	buf   []byte
+	head  []byte    // the upstream request head (appendHead)
+	end   time.Time // when the upstream answered; zero without one
+	keyID string    // for the access log; set only when it is on
 }
 
 var (
@@ -202,7 +202,7 @@ func New(g *Gate, opts Options) (*Proxy, error) {
 		maxBody:   opts.MaxBodyBytes,
 		prefix:    canonicalHeader(opts.HeaderPrefix),
 	}
-	p.states.New = func() any { return &reqState{buf: make([]byte, 0, 1024)} }
+	p.states.New = func() any { return &reqState{buf: make([]byte, 0, 1024), head: make([]byte, 0, 2048)} }
 	if !validHeaderName(opts.HeaderPrefix) {
 		return nil, fmt.Errorf("proxy.header_prefix: %q is not a valid header name", opts.HeaderPrefix)
 	}
@@ -381,17 +381,16 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 	}
 	e, res, result := d.e, d.res, d.result
 
-	p.rewrite(ctx, st, e, d.cred)
 	if p.maxBody > 0 && req.Header.ContentLength() == -1 && req.IsBodyStream() {
 		// Chunked: the size is known only once read, so count as it streams.
 		req.SetBodyStream(&limitedReader{r: req.BodyStream(), left: p.maxBody}, -1)
 	}
 	u := p.pick()
-	st.buf = u.prepare(req, st.buf)
+	st.head = p.appendHead(st.head[:0], ctx, &st.rw, u, e)
 	ctx.Response.Header.SetNoDefaultContentType(true)
 
 	t := p.now()
-	err := u.hc.Do(req, &ctx.Response) // the transport applies upTimeout
+	err := u.do(req, &ctx.Response, st.head) // the transport applies upTimeout
 	st.end = p.now()
 	upstream := st.end.Sub(t)
 	if err != nil {
@@ -400,56 +399,6 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *reqState) (metrics.Result, t
 	st.rw.stripResponse(&ctx.Response.Header)
 	st.buf = setLimitHeaders(&ctx.Response.Header, res, st.buf)
 	return result, upstream
-}
-
-// rewrite turns the client's request into the upstream's: it removes
-// spoofed identity headers, hop-by-hop headers and (when configured) the
-// credential, then sets the identity and X-Forwarded-* headers.
-func (p *Proxy) rewrite(ctx *fasthttp.RequestCtx, st *reqState, e *entry, cred credential) {
-	h := &ctx.Request.Header
-	extra := p.drop
-	if p.strip && authorizationIsKey(h.PeekCanonical(authorization)) {
-		extra = p.dropAuth
-	}
-	st.rw.stripRequest(h, p.prefix, extra...)
-	st.cookie = stripCookies(h, p.cookies, st.cookie)
-	h.SetNoDefaultContentType(true) // forward no Content-Type the client did not send
-
-	if e != nil {
-		for i, v := range e.hdr {
-			if v != nil {
-				h.SetCanonical(p.idNames[i], v)
-			}
-		}
-	}
-
-	// X-Forwarded-For: the client's list, in order, then the client.
-	b := st.buf[:0]
-	for i, v := range st.rw.xff {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, v...)
-	}
-	if len(b) > 0 {
-		b = append(b, ", "...)
-	}
-	b = appendIP(b, ctx.RemoteIP())
-	h.SetCanonical(hXForwardedFor, b)
-	if ctx.IsTLS() {
-		h.SetCanonical(hXForwardedProto, schemeHTTPS)
-	} else {
-		h.SetCanonical(hXForwardedProto, schemeHTTP)
-	}
-	if host := h.Host(); len(host) > 0 {
-		h.SetCanonical(hXForwardedHost, host)
-	}
-
-	if p.strip && p.ext.param != nil && hasParam(h.RequestURI(), p.ext.param) {
-		b = appendWithoutParam(b[:0], h.RequestURI(), p.ext.param)
-		ctx.Request.SetRequestURIBytes(b)
-	}
-	st.buf = b
 }
 
 // reject answers a request the gate refused.

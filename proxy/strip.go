@@ -3,8 +3,6 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-
-	"github.com/valyala/fasthttp"
 )
 
 // This file holds what the request rewrite removes beyond hop-by-hop and
@@ -163,49 +161,6 @@ func appendWithoutCookies(dst, v []byte, names [][]byte) []byte {
 		dst = append(dst, seg...)
 	}
 	return dst
-}
-
-// stripCookies removes the cookies named in names from h's Cookie headers,
-// leaving one Cookie header with the others, byte for byte (or none when
-// nothing is left). Headers without such a cookie are not touched. buf is
-// scratch; the grown buffer is returned for reuse.
-func stripCookies(h *fasthttp.RequestHeader, names [][]byte, buf []byte) []byte {
-	if len(names) == 0 {
-		return buf
-	}
-	vs := h.PeekAll(fasthttp.HeaderCookie)
-	found := false
-	for _, v := range vs {
-		if hasCookie(v, names) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return buf
-	}
-	buf = buf[:0]
-	for _, v := range vs {
-		n := len(buf)
-		if n > 0 {
-			buf = append(buf, "; "...)
-		}
-		if buf = appendWithoutCookies(buf, v, names); len(buf) == n+2 {
-			buf = buf[:n] // nothing kept from this header
-		}
-	}
-	// Copy made; now the headers the values pointed into may go.
-	h.DelBytes(cookieHeader)
-	if len(buf) > 0 {
-		// Added as a plain header: fasthttp would otherwise parse the
-		// cookies and write them back in its own form.
-		was := h.DisableSpecialHeader()
-		h.AddBytesKV(cookieHeader, buf)
-		if !was {
-			h.EnableSpecialHeader()
-		}
-	}
-	return buf
 }
 
 // setDrops fills the header and cookie names every request loses.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,11 +33,23 @@ const bufferMaxBytes = 64 << 10
 type transport struct {
 	timeout time.Duration // the whole exchange
 	streams sync.Pool     // *bodyStream[C], C fasthttp's unexported connection type
+	chunks  sync.Pool     // *[]byte, read buffers of chunked request bodies
 }
 
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+	return t.exchange(hc, req, resp, nil)
+}
+
+// exchange is one round trip on a pooled connection. The request goes out
+// as head (see appendHead) and req's body, or, with a nil head, as req.Write
+// writes it. retry reports a failure before any response came, on a
+// connection that may have been stale.
+func (t *transport) exchange(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, head []byte) (retry bool, err error) {
 	skipBody := resp.SkipBody || req.Header.IsHead()
-	cc, err := hc.AcquireConn(t.timeout, req.ConnectionClose())
+	// A head from appendHead never asks the upstream to close: the client's
+	// Connection header is about the client's connection only.
+	reqClose := head == nil && req.ConnectionClose()
+	cc, err := hc.AcquireConn(t.timeout, reqClose)
 	if err != nil {
 		return false, err
 	}
@@ -47,7 +60,11 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 
 	bw := hc.AcquireWriter(conn)
-	err = req.Write(bw)
+	if head == nil {
+		err = req.Write(bw)
+	} else {
+		err = t.writeRequest(bw, req, head)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -65,7 +82,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 	status := resp.StatusCode()
 	// After a 101 the connection speaks another protocol: never pool it.
-	closeConn := req.ConnectionClose() || resp.ConnectionClose() || status == fasthttp.StatusSwitchingProtocols
+	closeConn := reqClose || resp.ConnectionClose() || status == fasthttp.StatusSwitchingProtocols
 	if skipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		resp.SkipBody = true
 		hc.ReleaseReader(br)
@@ -122,6 +139,57 @@ func streamBody[C any](t *transport, hc *fasthttp.HostClient, cc C, rel, cls fun
 	}
 	resp.SetBodyStream(s, cl)
 	return nil
+}
+
+// writeRequest writes head and then req's body, framed as head says (see
+// appendHead): a streamed body of unknown length in chunks, any other as is.
+func (t *transport) writeRequest(bw *bufio.Writer, req *fasthttp.Request, head []byte) error {
+	if _, err := bw.Write(head); err != nil {
+		return err
+	}
+	if !req.IsBodyStream() {
+		_, err := bw.Write(req.Body())
+		return err
+	}
+	r := req.BodyStream()
+	if cl := req.Header.ContentLength(); cl >= 0 {
+		n, err := io.CopyN(bw, r, int64(cl))
+		if err == io.EOF && n < int64(cl) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	bp, _ := t.chunks.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 32<<10)
+		bp = &b
+	}
+	defer t.chunks.Put(bp)
+	buf := *bp
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if err := writeChunk(bw, buf[:n]); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			_, err = bw.WriteString("0\r\n\r\n")
+			return err
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// writeChunk writes p as one chunk of a chunked body.
+func writeChunk(bw *bufio.Writer, p []byte) error {
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16)) //nolint:errcheck // a write error sticks to bw
+	bw.WriteString("\r\n")                                               //nolint:errcheck
+	bw.Write(p)                                                          //nolint:errcheck
+	_, err := bw.WriteString("\r\n")
+	return err
 }
 
 // readHeader reads the response header, skipping interim (1xx) responses

@@ -18,7 +18,8 @@ type upstream struct {
 	hc        *fasthttp.HostClient
 	host      []byte // Host header
 	scheme    []byte
-	prefix    []byte       // base path, without a trailing slash
+	prefix    []byte // base path, without a trailing slash
+	t         *transport
 	downUntil atomic.Int64 // unix ns; skipped by pick until then
 }
 
@@ -50,6 +51,7 @@ func newUpstream(raw string, opts Options) (*upstream, error) {
 		host:   []byte(u.Host),
 		scheme: []byte(u.Scheme),
 		prefix: []byte(strings.TrimSuffix(u.EscapedPath(), "/")),
+		t:      &transport{timeout: opts.UpstreamTimeout},
 	}
 	up.hc = &fasthttp.HostClient{
 		Addr:      addr,
@@ -64,7 +66,7 @@ func newUpstream(raw string, opts Options) (*upstream, error) {
 		},
 		// The transport bounds the whole exchange by UpstreamTimeout and
 		// streams only bodies that need it (see transport).
-		Transport:                &transport{timeout: opts.UpstreamTimeout},
+		Transport:                up.t, // for fasthttp's own callers; the proxy calls do
 		MaxConns:                 opts.MaxConnsPerUpstream,
 		MaxConnWaitTimeout:       opts.UpstreamTimeout,
 		MaxIdleConnDuration:      opts.IdleTimeout,
@@ -82,16 +84,24 @@ func newUpstream(raw string, opts Options) (*upstream, error) {
 	return up, nil
 }
 
-// prepare points req at u: the Host header, the scheme and the base path.
-func (u *upstream) prepare(req *fasthttp.Request, buf []byte) []byte {
-	if len(u.prefix) > 0 {
-		buf = append(append(buf[:0], u.prefix...), req.Header.RequestURI()...)
-		req.SetRequestURIBytes(buf)
+// do sends req to u, its head being head (see appendHead), and reads the
+// answer into resp. Like fasthttp's HostClient.Do with keygate's retry rule:
+// one retry, only of a safe request without a streamed body whose reused
+// connection turned out stale, never after a timeout.
+func (u *upstream) do(req *fasthttp.Request, resp *fasthttp.Response, head []byte) error {
+	for attempt := 1; ; attempt++ {
+		retry, err := u.t.exchange(u.hc, req, resp, head)
+		if err == nil || !retry || attempt >= 2 || req.IsBodyStream() || errors.Is(err, fasthttp.ErrTimeout) {
+			return err
+		}
+		if h := &req.Header; !(h.IsGet() || h.IsHead() || h.IsOptions()) {
+			return err
+		}
+		skip := resp.SkipBody
+		resp.Reset()
+		resp.SkipBody = skip
+		resp.Header.SetNoDefaultContentType(true)
 	}
-	req.Header.SetHostBytes(u.host)
-	req.UseHostHeader = true
-	req.URI().SetSchemeBytes(u.scheme)
-	return buf
 }
 
 // markDown keeps pick away from u for a second after a failure.
