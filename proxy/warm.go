@@ -17,10 +17,10 @@ type WarmSource interface {
 	RecentIdentities(ctx context.Context, n int) ([]*keys.Identity, error)
 }
 
-// warmRetryEvery is how many entries Warm hands to ristretto between
+// warmWaitEvery is how many entries Warm hands to ristretto between
 // waits for its buffer to drain: its Set drops entries when the buffer is
 // full, which a few hundred thousand entries in a row would do.
-const warmRetryEvery = 4096
+const warmWaitEvery = 4096
 
 // Warm fills the cache with up to n identities from src (at most the
 // cache's capacity), as if each had just been looked up, so that a node
@@ -32,7 +32,8 @@ const warmRetryEvery = 4096
 // asked: an Invalidate or Reset that runs while Warm does wins, and a key
 // it names is looked up again on its next use. Hashes already cached (a
 // request loaded them meanwhile) are left alone. Safe to call while the
-// cache serves; a cancelled ctx stops it between entries.
+// cache serves; a cancelled ctx stops the read, and the filling within
+// warmWaitEvery entries.
 func (c *Cache) Warm(ctx context.Context, src WarmSource, n int) (int, error) {
 	n = min(n, int(c.rc.MaxCost()))
 	if n <= 0 {
@@ -49,7 +50,7 @@ func (c *Cache) Warm(ctx context.Context, src WarmSource, n int) (int, error) {
 	}
 	stored := 0
 	for i, id := range ids {
-		if i%warmRetryEvery == 0 && i > 0 {
+		if i%warmWaitEvery == 0 && i > 0 {
 			if err := ctx.Err(); err != nil {
 				return stored, fmt.Errorf("warm key cache: %w", err)
 			}
