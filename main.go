@@ -120,6 +120,9 @@ type App struct {
 	// metricsHTTP serves metrics.listen (ops.go); nil when it is off.
 	metricsHTTP *http.Server
 	metricsLn   net.Listener
+
+	// warm is the cache warm-up at start (warm.go); nil when it is off.
+	warm *cacheWarm
 }
 
 // NewApp returns an App for cfg that logs to stderr.
@@ -239,6 +242,9 @@ func (a *App) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	// In the background, once every change reaches the cache; readiness
+	// waits for it (ops.go).
+	a.startWarm(a.Service, warmReadyWait) // warm.go
 
 	var lim proxy.Limiter
 	quotaOpts := quota.Options{Timeout: cfg.Limiter.Timeout, DenyOnError: cfg.Limiter.OnError == "deny",
@@ -428,6 +434,7 @@ func (a *App) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	a.stopWarm() // warm.go; before the cache and the store close
 	if a.Proxy != nil {
 		if err := a.Proxy.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("proxy shutdown: %w", err))

@@ -74,6 +74,9 @@ log:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { app.Close() })
+	// Tests that read /readyz at once expect the warm-up (of a few keys at
+	// most) to be over.
+	<-app.warmReady()
 	return app
 }
 

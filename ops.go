@@ -18,9 +18,13 @@ import (
 
 // readyChecks are what /readyz and the proxy port's health endpoint ask:
 // the store always, Redis when it is the limiter (required only with
-// limiter.redis_required, since a failing-open limiter still serves).
+// limiter.redis_required, since a failing-open limiter still serves), and
+// the cache warm-up at start while it runs (at most 5s; see warm.go).
 func (a *App) readyChecks() []admin.ReadyCheck {
 	checks := []admin.ReadyCheck{{Name: "store", Check: a.Store.Ping}}
+	if c, ok := a.warmReadyCheck(); ok {
+		checks = append(checks, c)
+	}
 	if a.redis != nil {
 		checks = append(checks, admin.ReadyCheck{
 			Name:     "redis",

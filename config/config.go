@@ -109,6 +109,9 @@ type Cache struct {
 	TTL         time.Duration `config:"ttl"`          // when a known key is rechecked with the store (see README, design notes)
 	NegativeTTL time.Duration `config:"negative_ttl"` // how long an unknown token is remembered
 	MaxEntries  int64         `config:"max_entries"`  // ristretto max cost, one per entry
+	// WarmKeys is how many keys are loaded into the cache at start, the most
+	// recently used first; 0 turns warm-up off. At most MaxEntries are.
+	WarmKeys int `config:"warm_keys"`
 }
 
 // Keys configures key tokens, expiration choices and which key types work.
@@ -279,7 +282,7 @@ func Default() Config {
 			SessionTTL: 12 * time.Hour,
 		},
 		Store: Store{Driver: "sqlite", Path: "keygate.db", DSN: "", MaxConns: 10},
-		Cache: Cache{TTL: 30 * time.Second, NegativeTTL: 5 * time.Second, MaxEntries: 100_000},
+		Cache: Cache{TTL: 30 * time.Second, NegativeTTL: 5 * time.Second, MaxEntries: 100_000, WarmKeys: 10_000},
 		Keys: Keys{
 			Prefix:            "kg",
 			ExpirationOptions: []string{"2w", "1mo", "3mo", "6mo", "1y", "never"},

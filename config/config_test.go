@@ -36,7 +36,7 @@ func full() Config {
 		},
 		Admin: Admin{Listen: "0.0.0.0:9090", Token: "s3cret-admin-token-0123456789abcdef", SessionTTL: 24 * time.Hour},
 		Store: Store{Driver: "postgres", Path: "other.db", DSN: "postgres://keygate:pw@127.0.0.1:5432/test", MaxConns: 25},
-		Cache: Cache{TTL: time.Minute, NegativeTTL: 10 * time.Second, MaxEntries: 5000},
+		Cache: Cache{TTL: time.Minute, NegativeTTL: 10 * time.Second, MaxEntries: 5000, WarmKeys: 2000},
 		Keys: Keys{
 			Prefix:            "acme",
 			ExpirationOptions: []string{"7d", "1mo", "36h", "never"},
@@ -338,6 +338,7 @@ func TestInvalid(t *testing.T) {
 		{yaml: "cache:\n  ttl: 0s\n", want: `cache.ttl: must be a positive duration`},
 		{yaml: "cache:\n  negative_ttl: 0s\n", want: `cache.negative_ttl: must be a positive duration`},
 		{yaml: "cache:\n  max_entries: 0\n", want: `cache.max_entries: must be positive, got 0`},
+		{yaml: "cache:\n  warm_keys: -1\n", want: `cache.warm_keys: must not be negative (0 turns warm-up off), got -1`},
 		{yaml: "keys:\n  prefix: \"\"\n", want: `keys.prefix: "" must be 1 to 16 letters or digits`},
 		{yaml: "keys:\n  prefix: \"k_g\"\n", want: `keys.prefix: "k_g" must be 1 to 16 letters or digits`},
 		{yaml: "keys:\n  prefix: \"abcdefghijklmnopq\"\n", want: `keys.prefix: "abcdefghijklmnopq" must be 1 to 16`},

@@ -146,6 +146,9 @@ func (c *Config) problems() []Problem {
 	if c.Cache.MaxEntries <= 0 {
 		v.add("cache.max_entries", "must be positive, got %d", c.Cache.MaxEntries)
 	}
+	if c.Cache.WarmKeys < 0 {
+		v.add("cache.warm_keys", "must not be negative (0 turns warm-up off), got %d", c.Cache.WarmKeys)
+	}
 
 	k := c.Keys
 	if n := len(k.Prefix); n < 1 || n > 16 || strings.Trim(k.Prefix, alnum) != "" {

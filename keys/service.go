@@ -157,6 +157,15 @@ func (s *Service) Lookup(ctx context.Context, hash [32]byte) (*Identity, error) 
 	return s.store.LookupHash(ctx, hash)
 }
 
+// RecentIdentities returns up to n identities of the keys most likely to be
+// used next, for warming a cache at start: the unarchived keys used most
+// recently, then the newest never used (see KeyReader.RecentIdentities).
+// Like Lookup it applies no rule; archived keys are left out only because
+// they can never validate again.
+func (s *Service) RecentIdentities(ctx context.Context, n int) ([]*Identity, error) {
+	return s.store.RecentIdentities(ctx, n)
+}
+
 // Validate checks a token without any cache: shape, store, then the rules.
 // It returns ErrInvalidKey or ErrExpiredKey for a rejected token, or a
 // wrapped store error.

@@ -160,10 +160,10 @@ func (db *DB) CountKeys(ctx context.Context, now int64) (map[keys.Type]map[strin
 	return out, rows.Err()
 }
 
-// lookupQuery resolves a token hash to its key, user, org and the creator's
-// role in one round trip: the cache-miss path. pgx prepares it once per
-// connection and reuses the plan.
-const lookupQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
+// identityQuery reads keys with their user, org and the creator's role:
+// the one select behind LookupHash and RecentIdentities, so that both
+// return the same identity for a key (see scanIdentity).
+const identityQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
 		k.q_limit, k.q_period, k.rolled_from, k.rolled_to,
 		u.id, u.email, u.enabled, u.metadata, u.rl_limit, u.rl_window_ms, u.created_at, u.updated_at,
 		o.id, o.name, o.metadata, o.rl_limit, o.rl_window_ms, o.created_at, o.updated_at,
@@ -171,22 +171,70 @@ const lookupQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display
 	FROM api_keys k
 	LEFT JOIN users u ON u.id = k.user_id AND k.user_id <> ''
 	LEFT JOIN orgs o ON o.id = k.org_id AND k.org_id <> ''
-	LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id
+	LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id`
+
+// lookupQuery resolves a token hash to its key, user, org and the creator's
+// role in one round trip: the cache-miss path. pgx prepares it once per
+// connection and reuses the plan.
+const lookupQuery = identityQuery + `
 	WHERE k.hash = $1`
+
+// recentQuery is RecentIdentities' read. Its WHERE and ORDER BY match the
+// partial index api_keys_recent (migration 0004), so Postgres reads the
+// first LIMIT entries of the index instead of sorting every key.
+const recentQuery = identityQuery + `
+	WHERE k.archived_at IS NULL
+	ORDER BY k.last_used_at DESC NULLS LAST, k.seq DESC
+	LIMIT $1`
 
 // LookupHash resolves a token hash to its identity in one query.
 func (db *DB) LookupHash(ctx context.Context, hash [32]byte) (*keys.Identity, error) {
+	id, err := scanIdentity(db.pool.QueryRow(ctx, lookupQuery, hash[:]))
+	if err != nil {
+		return nil, fmt.Errorf("lookup key: %w", notFound(err))
+	}
+	return id, nil
+}
+
+// RecentIdentities returns the identities of up to limit unarchived keys,
+// most recently used first, then never-used ones newest first, in one
+// query; see keys.KeyReader.
+func (db *DB) RecentIdentities(ctx context.Context, limit int) ([]*keys.Identity, error) {
+	if limit <= 0 {
+		return []*keys.Identity{}, nil
+	}
+	rows, err := db.pool.Query(ctx, recentQuery, limit)
+	if err != nil {
+		return nil, fmt.Errorf("recent identities: %w", err)
+	}
+	defer rows.Close()
+	out := make([]*keys.Identity, 0, min(limit, 1024))
+	for rows.Next() {
+		id, err := scanIdentity(rows)
+		if err != nil {
+			return nil, fmt.Errorf("recent identities: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent identities: %w", err)
+	}
+	return out, nil
+}
+
+// scanIdentity reads one row of identityQuery.
+func scanIdentity(r pgx.Row) (*keys.Identity, error) {
 	var id keys.Identity
 	var uid, uemail, umeta, oid, oname, ometa, role *string
 	var uenabled *bool
 	var ulimit, uwin, ucreated, uupdated, olimit, owin, ocreated, oupdated *int64
 	var uql, uqp, oql, oqp *int64
-	err := scanKey(db.pool.QueryRow(ctx, lookupQuery, hash[:]), &id.Key,
+	err := scanKey(r, &id.Key,
 		&uid, &uemail, &uenabled, &umeta, &ulimit, &uwin, &ucreated, &uupdated,
 		&oid, &oname, &ometa, &olimit, &owin, &ocreated, &oupdated, &role,
 		&uql, &uqp, &oql, &oqp)
 	if err != nil {
-		return nil, fmt.Errorf("lookup key: %w", notFound(err))
+		return nil, err
 	}
 	if uid != nil {
 		id.User = &keys.User{ID: *uid, Email: *uemail, Enabled: *uenabled, Metadata: json.RawMessage(*umeta),

@@ -154,58 +154,122 @@ func (s *Store) ListKeys(ctx context.Context, f keys.KeyFilter, now int64) ([]ke
 	return out, next, nil
 }
 
-// lookupQuery resolves a token hash to its key, user, org and the
-// creator's role in one query; it is prepared once (see Open), since
-// planning a four-table join costs more than running it.
-const lookupQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
+// identityQuery reads keys with their user, org and the creator's role:
+// the one select behind LookupHash and RecentIdentities, so that both
+// return the same identity for a key (see identityRow).
+const identityQuery = `SELECT k.id, k.hash, k.type, k.user_id, k.org_id, k.display_name, k.display, k.metadata, k.imported, k.created_at, k.expires_at, k.archived_at, k.last_used_at,
 		u.id, u.email, u.enabled, u.metadata, u.rl_limit, u.rl_window_ms, u.created_at, u.updated_at,
 		o.id, o.name, o.metadata, o.rl_limit, o.rl_window_ms, o.created_at, o.updated_at,
 		m.role, k.q_limit, k.q_period, k.rolled_from, k.rolled_to, u.q_limit, u.q_period, o.q_limit, o.q_period
 	FROM api_keys k
 	LEFT JOIN users u ON u.id = k.user_id AND k.user_id != ''
 	LEFT JOIN orgs o ON o.id = k.org_id AND k.org_id != ''
-	LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id
+	LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id`
+
+// lookupQuery resolves a token hash to its key, user, org and the
+// creator's role in one query; it is prepared once (see Open), since
+// planning a four-table join costs more than running it.
+const lookupQuery = identityQuery + `
 	WHERE k.hash = ?`
+
+// recentQuery is RecentIdentities' read. Its WHERE and ORDER BY match the
+// partial index api_keys_recent (migration 0005), so SQLite walks the index
+// backwards and stops after LIMIT rows instead of sorting every key; in
+// SQLite NULL sorts lowest, so never-used keys come after used ones.
+const recentQuery = identityQuery + `
+	WHERE k.archived_at IS NULL
+	ORDER BY k.last_used_at DESC, k.seq DESC
+	LIMIT ?`
 
 // LookupHash resolves a token hash to its key, user, org and the creator's
 // role, in one query.
 func (s *Store) LookupHash(ctx context.Context, hash [32]byte) (*keys.Identity, error) {
-	var id keys.Identity
-	k := &id.Key
-	var khash []byte
-	var kmeta string
-	var exp, arch, used sql.NullInt64
-	var uid, uemail, umeta sql.NullString
-	var uenabled sql.NullBool
-	var ulimit, uwin, ucreated, uupdated sql.NullInt64
-	var oid, oname, ometa sql.NullString
-	var olimit, owin, ocreated, oupdated sql.NullInt64
-	var role, from, to sql.NullString
-	var kql, kqp, uql, uqp, oql, oqp sql.NullInt64
-	err := s.lookupStmt.QueryRowContext(ctx, hash[:]).Scan(&k.ID, &khash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &kmeta, &k.Imported, &k.CreatedAt, &exp, &arch, &used,
-		&uid, &uemail, &uenabled, &umeta, &ulimit, &uwin, &ucreated, &uupdated,
-		&oid, &oname, &ometa, &olimit, &owin, &ocreated, &oupdated, &role,
-		&kql, &kqp, &from, &to, &uql, &uqp, &oql, &oqp)
+	r := identityRow{id: new(keys.Identity)}
+	var dest [identityColumns]any
+	err := s.lookupStmt.QueryRowContext(ctx, hash[:]).Scan(r.targets(&dest)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keys.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lookup key: %w", err)
 	}
-	copy(k.Hash[:], khash)
-	k.Metadata = json.RawMessage(kmeta)
-	k.ExpiresAt, k.ArchivedAt, k.LastUsedAt = nullPtr(exp), nullPtr(arch), nullPtr(used)
-	k.Quota, k.RolledFrom, k.RolledTo = quotaOf(kql, kqp), nullString(from), nullString(to)
-	if uid.Valid {
-		id.User = &keys.User{ID: uid.String, Email: uemail.String, Enabled: uenabled.Bool, Metadata: json.RawMessage(umeta.String),
-			RateLimit: rateLimitOf(ulimit, uwin), Quota: quotaOf(uql, uqp), CreatedAt: ucreated.Int64, UpdatedAt: uupdated.Int64}
+	return r.identity(), nil
+}
+
+// RecentIdentities returns the identities of up to limit unarchived keys,
+// most recently used first, then never-used ones newest first, in one
+// query; see keys.KeyReader.
+func (s *Store) RecentIdentities(ctx context.Context, limit int) ([]*keys.Identity, error) {
+	if limit <= 0 {
+		return []*keys.Identity{}, nil
 	}
-	if oid.Valid {
-		id.Org = &keys.Org{ID: oid.String, Name: oname.String, Metadata: json.RawMessage(ometa.String),
-			RateLimit: rateLimitOf(olimit, owin), Quota: quotaOf(oql, oqp), CreatedAt: ocreated.Int64, UpdatedAt: oupdated.Int64}
+	rows, err := s.rdb.QueryContext(ctx, recentQuery, limit)
+	if err != nil {
+		return nil, fmt.Errorf("recent identities: %w", err)
 	}
-	id.Role = role.String
-	return &id, nil
+	defer rows.Close()
+	out := make([]*keys.Identity, 0, min(limit, 1024))
+	for rows.Next() {
+		r := identityRow{id: new(keys.Identity)}
+		var dest [identityColumns]any
+		if err := rows.Scan(r.targets(&dest)...); err != nil {
+			return nil, fmt.Errorf("recent identities: %w", err)
+		}
+		out = append(out, r.identity())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent identities: %w", err)
+	}
+	return out, nil
+}
+
+// identityColumns is how many columns identityQuery selects.
+const identityColumns = 37
+
+// identityRow holds one row of identityQuery while it is scanned.
+type identityRow struct {
+	id                               *keys.Identity // apart from the row: callers keep it, not the row
+	khash                            []byte
+	kmeta                            string
+	exp, arch, used                  sql.NullInt64
+	uid, uemail, umeta               sql.NullString
+	uenabled                         sql.NullBool
+	ulimit, uwin, ucreated, uupdated sql.NullInt64
+	oid, oname, ometa                sql.NullString
+	olimit, owin, ocreated, oupdated sql.NullInt64
+	role, from, to                   sql.NullString
+	kql, kqp, uql, uqp, oql, oqp     sql.NullInt64
+}
+
+// targets fills dest with the scan targets of identityQuery's columns, in
+// order. The caller owns dest, so on the lookup path it stays on the stack.
+func (r *identityRow) targets(dest *[identityColumns]any) []any {
+	k := &r.id.Key
+	*dest = [identityColumns]any{&k.ID, &r.khash, &k.Type, &k.UserID, &k.OrgID, &k.DisplayName, &k.Display, &r.kmeta, &k.Imported, &k.CreatedAt, &r.exp, &r.arch, &r.used,
+		&r.uid, &r.uemail, &r.uenabled, &r.umeta, &r.ulimit, &r.uwin, &r.ucreated, &r.uupdated,
+		&r.oid, &r.oname, &r.ometa, &r.olimit, &r.owin, &r.ocreated, &r.oupdated, &r.role,
+		&r.kql, &r.kqp, &r.from, &r.to, &r.uql, &r.uqp, &r.oql, &r.oqp}
+	return dest[:]
+}
+
+// identity builds the Identity of a scanned row.
+func (r *identityRow) identity() *keys.Identity {
+	id := r.id
+	k := &id.Key
+	copy(k.Hash[:], r.khash)
+	k.Metadata = json.RawMessage(r.kmeta)
+	k.ExpiresAt, k.ArchivedAt, k.LastUsedAt = nullPtr(r.exp), nullPtr(r.arch), nullPtr(r.used)
+	k.Quota, k.RolledFrom, k.RolledTo = quotaOf(r.kql, r.kqp), nullString(r.from), nullString(r.to)
+	if r.uid.Valid {
+		id.User = &keys.User{ID: r.uid.String, Email: r.uemail.String, Enabled: r.uenabled.Bool, Metadata: json.RawMessage(r.umeta.String),
+			RateLimit: rateLimitOf(r.ulimit, r.uwin), Quota: quotaOf(r.uql, r.uqp), CreatedAt: r.ucreated.Int64, UpdatedAt: r.uupdated.Int64}
+	}
+	if r.oid.Valid {
+		id.Org = &keys.Org{ID: r.oid.String, Name: r.oname.String, Metadata: json.RawMessage(r.ometa.String),
+			RateLimit: rateLimitOf(r.olimit, r.owin), Quota: quotaOf(r.oql, r.oqp), CreatedAt: r.ocreated.Int64, UpdatedAt: r.oupdated.Int64}
+	}
+	id.Role = r.role.String
+	return id
 }
 
 // CountImported returns how many imported keys exist (archived included).

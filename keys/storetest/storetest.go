@@ -63,6 +63,7 @@ var tests = []struct {
 	// The store directly, primitive by primitive.
 	{"Store/Keys", testStoreKeys},
 	{"Store/LookupHash", testStoreLookupHash},
+	{"Store/RecentIdentities", testStoreRecentIdentities},
 	{"Store/ArchiveAndDetach", testStoreArchiveAndDetach},
 	{"Store/Owners", testStoreOwners},
 	{"Store/OwnerCursors", testStoreOwnerCursors},
