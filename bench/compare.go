@@ -177,6 +177,18 @@ func (e *env) compare(ctx context.Context, ts []target, missing []string) error 
 		}
 		fmt.Printf("  %-8s %s\n", t.name, strings.Join(parts, ", "))
 	}
+	if e.o.perSecond {
+		fmt.Println("p99 of every second, in ms (one line per run):")
+		for _, t := range ts {
+			for i, r := range per[t.name] {
+				var b strings.Builder
+				for _, d := range r.Seconds {
+					fmt.Fprintf(&b, " %.1f", ms(d))
+				}
+				fmt.Printf("  %-8s run %d:%s\n", t.name, i+1, b.String())
+			}
+		}
+	}
 	b := med[base.name]
 	for _, t := range ts[1:] {
 		o := med[t.name]

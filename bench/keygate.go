@@ -61,26 +61,30 @@ shutdown_timeout: 5s
 }
 
 // startKeygate writes a config into dir and starts `bin serve`, waiting until
-// the admin port's /readyz answers 200. It returns the start-up time: from
-// exec to the first 200.
-func startKeygate(ctx context.Context, ps *procs, name, bin, dir string, c keygateConf) (*proc, time.Duration, error) {
+// the admin port's /readyz answers 200. It returns two times from exec: to
+// serving (the admin port's /healthz and the proxy port answering: requests
+// are served from then on) and to ready (/readyz 200: the key cache warmed,
+// see cache.warm_keys).
+func startKeygate(ctx context.Context, ps *procs, name, bin, dir string, c keygateConf) (p *proc, serving, ready time.Duration, err error) {
 	path := dir + "/" + name + ".yaml"
 	if err := os.WriteFile(path, []byte(c.yaml()), 0o600); err != nil {
-		return nil, 0, fmt.Errorf("write keygate config: %w", err)
+		return nil, 0, 0, fmt.Errorf("write keygate config: %w", err)
 	}
-	p, err := startProc(name, dir+"/"+name+".log", bin, "serve", "--config", path)
+	p, err = startProc(name, dir+"/"+name+".log", bin, "serve", "--config", path)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	ps.add(p)
-	up, err := waitHTTP(ctx, p, "http://"+c.adminAddr+"/readyz", 60*time.Second)
-	if err != nil {
-		return nil, 0, err
+	if serving, err = waitHTTP(ctx, p, "http://"+c.adminAddr+"/healthz", 60*time.Second); err != nil {
+		return nil, 0, 0, err
 	}
 	if err := waitTCP(ctx, p, c.proxyAddr, 10*time.Second); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return p, up, nil
+	if ready, err = waitHTTP(ctx, p, "http://"+c.adminAddr+"/readyz", 60*time.Second); err != nil {
+		return nil, 0, 0, err
+	}
+	return p, serving, ready, nil
 }
 
 func randomHex(n int) string {

@@ -30,6 +30,7 @@ type options struct {
 	conns       int
 	rounds      int
 	load        string // auto, wrk or go
+	perSecond   bool   // print each fixed-rate run's per-second p99s
 	against     string // keygate, bare or echo
 	keygateBin  string
 	nKeys       int
@@ -72,6 +73,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 0, "req/s of the fixed-rate latency phase (0: -rate-share of the minimal proxy's median req/s; negative: skip)")
 	flag.Float64Var(&o.rateShare, "rate-share", 50, "percent of the minimal proxy's throughput used as the fixed rate when -rate is 0")
 	flag.DurationVar(&o.rateDur, "rate-duration", 0, "length of each fixed-rate run (0: -duration)")
+	flag.BoolVar(&o.perSecond, "per-second", false, "print the p99 of every second of each fixed-rate run, not only the worst")
 	flag.BoolVar(&o.coldStart, "cold-start", true, "restart keygate before each fixed-rate run, so that its first second is a cold start")
 	flag.BoolVar(&o.peers, "peers", true, "also measure nginx and HAProxy (when installed; -against keygate only)")
 	flag.BoolVar(&o.stream, "stream", false, "bare proxy streams every body (keygate streams only bodies over 64 KiB or of unknown length; the echo answers 2 bytes)")
@@ -367,12 +369,12 @@ func (e *env) startMainKeygate(ctx context.Context) (*keygateRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, up, err := startKeygate(ctx, e.ps, "keygate", e.bins["keygate"], e.dir, c)
+	p, up, ready, err := startKeygate(ctx, e.ps, "keygate", e.bins["keygate"], e.dir, c)
 	if err != nil {
 		return nil, err
 	}
 	kg := &keygateRun{p: p, conf: c, admin: newAdmin(c.adminAddr, c.adminToken)}
-	fmt.Fprintf(os.Stderr, "# keygate ready in %v; seeding %d users with one personal key each\n", up.Round(time.Millisecond), e.o.nKeys)
+	fmt.Fprintf(os.Stderr, "# keygate serving in %v, ready in %v; seeding %d users with one personal key each\n", up.Round(time.Millisecond), ready.Round(time.Millisecond), e.o.nKeys)
 	t0 := time.Now()
 	if e.tokens, err = kg.admin.seedUsers(ctx, e.o.nKeys); err != nil {
 		return nil, err
@@ -388,7 +390,7 @@ func (e *env) startMainKeygate(ctx context.Context) (*keygateRun, error) {
 // database: the same keys and ports, empty caches.
 func (e *env) restartKeygate(ctx context.Context, kg *keygateRun) (int, error) {
 	kg.p.stop(5 * time.Second)
-	p, _, err := startKeygate(ctx, e.ps, "keygate", e.bins["keygate"], e.dir, kg.conf)
+	p, _, _, err := startKeygate(ctx, e.ps, "keygate", e.bins["keygate"], e.dir, kg.conf)
 	if err != nil {
 		return 0, err
 	}
