@@ -81,7 +81,10 @@ func NewMemory(opts MemoryOptions) *Memory {
 // Allow counts one request for owner against l. It never returns an error.
 // owner is kept as a map key, so it must be an ordinary (immutable) string.
 func (m *Memory) Allow(_ context.Context, owner string, l Limit) (Result, error) {
-	return m.allow(owner, l, m.now()), nil
+	if l.Unlimited() {
+		return Result{Allowed: true}, nil
+	}
+	return m.allowHashed(owner, m.Hash(owner), l, m.now()), nil
 }
 
 // Hash returns the hash of owner that AllowHashed takes. It is the same

@@ -144,7 +144,7 @@ func New(sink Sink, opts Options) *Recorder {
 // rate limited. It does not allocate for a key already counted since the
 // last flush. Counts recorded after Close are only written by a later Flush.
 func (r *Recorder) Record(keyID string, allowed bool) {
-	r.record(keyID, allowed, r.now())
+	r.recordHashed(keyID, r.Hash(keyID), allowed, r.now())
 }
 
 // Hash returns the hash of keyID that RecordHashed takes. It is the same
