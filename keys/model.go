@@ -5,6 +5,7 @@ package keys
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -261,24 +262,42 @@ func (id *Identity) OwnerRateLimit() *RateLimit {
 // enabled reports whether a key type is enabled in config; nil means all are.
 // It does no I/O, so a cached Identity can be re-checked on every request.
 func (id *Identity) Check(now time.Time, enabled func(Type) bool) error {
+	p := id.Precheck()
+	return p.Check(now, enabled)
+}
+
+// Precheck is the part of Identity.Check that depends on the Identity
+// alone, worked out once so that a cache holding the Identity re-checks
+// only the clock and the enabled key types on each request. An Identity is
+// immutable, so its Precheck stays right for as long as it is served.
+type Precheck struct {
+	typ       Type
+	invalid   bool  // archived, or its user blocked or gone, or its org gone
+	expiresAt int64 // unix seconds; math.MaxInt64 when it never expires
+}
+
+// Precheck returns id's Precheck.
+func (id *Identity) Precheck() Precheck {
 	k := &id.Key
-	if k.Archived() {
-		return ErrInvalidKey
-	}
-	if enabled != nil && !enabled(k.Type) {
-		return ErrInvalidKey
-	}
+	p := Precheck{typ: k.Type, invalid: k.Archived(), expiresAt: math.MaxInt64}
 	switch k.Type {
 	case TypePersonal:
-		if id.User == nil || !id.User.Enabled {
-			return ErrInvalidKey
-		}
+		p.invalid = p.invalid || id.User == nil || !id.User.Enabled
 	case TypeOrg:
-		if id.Org == nil {
-			return ErrInvalidKey
-		}
+		p.invalid = p.invalid || id.Org == nil
 	}
-	if k.Expired(now) {
+	if k.ExpiresAt != nil {
+		p.expiresAt = *k.ExpiresAt
+	}
+	return p
+}
+
+// Check is Identity.Check of the Identity p was made from.
+func (p *Precheck) Check(now time.Time, enabled func(Type) bool) error {
+	if p.invalid || enabled != nil && !enabled(p.typ) {
+		return ErrInvalidKey
+	}
+	if now.Unix() >= p.expiresAt { // as Key.Expired
 		return ErrExpiredKey
 	}
 	return nil

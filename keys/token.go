@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strings"
+	"unsafe"
 )
 
 const (
@@ -175,16 +176,12 @@ func ValidKeyID(s string) bool {
 	return true
 }
 
-var crcTable = crc32.MakeTable(crc32.IEEE)
-
-// crcString is crc32.ChecksumIEEE for a string, without converting it to a
-// []byte (which would allocate for tokens over 32 bytes).
+// crcString is crc32.ChecksumIEEE for a string. It hands crc32 the string's
+// own bytes, which crc32 only reads: converting to a []byte would allocate
+// for tokens over 32 bytes, and a byte-at-a-time loop here would forgo
+// crc32's word-at-a-time and CLMUL code, several times faster.
 func crcString(s string) uint32 {
-	crc := ^uint32(0)
-	for i := 0; i < len(s); i++ {
-		crc = crcTable[byte(crc)^s[i]] ^ (crc >> 8)
-	}
-	return ^crc
+	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 func isBase62(c byte) bool {

@@ -81,16 +81,40 @@ func NewMemory(opts MemoryOptions) *Memory {
 // Allow counts one request for owner against l. It never returns an error.
 // owner is kept as a map key, so it must be an ordinary (immutable) string.
 func (m *Memory) Allow(_ context.Context, owner string, l Limit) (Result, error) {
-	return m.allow(owner, l, m.now()), nil
+	if l.Unlimited() {
+		return Result{Allowed: true}, nil
+	}
+	return m.allowHashed(owner, m.Hash(owner), l, m.now()), nil
+}
+
+// Hash returns the hash of owner that AllowHashed takes. It is the same
+// for the same owner for the Memory's lifetime (and differs between
+// Memories), so a caller that checks one owner many times, such as a cache
+// entry, can compute it once.
+func (m *Memory) Hash(owner string) uint64 { return maphash.String(m.seed, owner) }
+
+// AllowHashed is Allow at now for a caller that holds owner's Hash and a
+// reading of the Memory's clock (MemoryOptions.Now): it saves hashing owner
+// and reading the clock again. h must be m.Hash(owner); any other value
+// could give the owner two buckets, and so twice its limit.
+func (m *Memory) AllowHashed(owner string, h uint64, l Limit, now time.Time) Result {
+	return m.allowHashed(owner, h, l, now)
 }
 
 func (m *Memory) allow(owner string, l Limit, now time.Time) Result {
 	if l.Unlimited() {
 		return Result{Allowed: true}
 	}
+	return m.allowHashed(owner, m.Hash(owner), l, now)
+}
+
+func (m *Memory) allowHashed(owner string, h uint64, l Limit, now time.Time) Result {
+	if l.Unlimited() {
+		return Result{Allowed: true}
+	}
 	g := newGCRA(l, time.Nanosecond)
 	t := int64(now.Sub(m.epoch))
-	s := &m.shards[maphash.String(m.seed, owner)&m.mask]
+	s := &m.shards[h&m.mask]
 
 	s.mu.Lock()
 	tat, ok := s.tats[owner]

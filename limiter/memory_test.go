@@ -30,6 +30,53 @@ func TestMemoryChecks(t *testing.T) {
 	})
 }
 
+// TestMemoryHashedChecks runs the shared cases through AllowHashed.
+func TestMemoryHashedChecks(t *testing.T) {
+	runCheckCases(t, func(t *testing.T) checker {
+		m := newFakeMemory(t, MemoryOptions{})
+		now := t0
+		return checker{
+			allow: func(owner string, l Limit) (Result, error) {
+				return m.AllowHashed(owner, m.Hash(owner), l, now), nil
+			},
+			advance: func(d time.Duration) { now = now.Add(d) },
+		}
+	})
+}
+
+// TestMemoryHashedSharesBucket: Allow and AllowHashed count one owner in
+// one bucket, exactly, when called concurrently.
+func TestMemoryHashedSharesBucket(t *testing.T) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	h := m.Hash("hot")
+	if h != m.Hash("hot") {
+		t.Fatal("Hash is not stable")
+	}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 1000 {
+		wg.Go(func() {
+			var r Result
+			if i%2 == 0 {
+				r, _ = m.Allow(context.Background(), "hot", perHour(100))
+			} else {
+				r = m.AllowHashed("hot", h, perHour(100), time.Now())
+			}
+			if r.Allowed {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := ok.Load(); n != 100 {
+		t.Fatalf("allowed %d, want 100", n)
+	}
+	if n := m.len(); n != 1 {
+		t.Fatalf("holds %d owners, want 1", n)
+	}
+}
+
 func TestMemoryAllowUsesNow(t *testing.T) {
 	now := t0
 	m := NewMemory(MemoryOptions{Now: func() time.Time { return now }})
@@ -164,6 +211,10 @@ func TestMemoryAllowDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { m.Allow(ctx, "u:alice", l) }); n != 0 {
 		t.Fatalf("Allow allocates %v times per call for a known owner", n)
 	}
+	h, now := m.Hash("u:alice"), time.Now()
+	if n := testing.AllocsPerRun(1000, func() { m.AllowHashed("u:alice", h, l, now) }); n != 0 {
+		t.Fatalf("AllowHashed allocates %v times per call for a known owner", n)
+	}
 }
 
 func BenchmarkMemoryAllow(b *testing.B) {
@@ -185,6 +236,34 @@ func BenchmarkMemoryAllow(b *testing.B) {
 		i := int(next.Add(1)) * 7919 // each goroutine starts elsewhere in the owners
 		for pb.Next() {
 			m.Allow(ctx, owners[i%len(owners)], l)
+			i++
+		}
+	})
+}
+
+// BenchmarkMemoryAllowHashed is BenchmarkMemoryAllow with the owners'
+// hashes computed once and the clock read by the caller, as the gate does.
+func BenchmarkMemoryAllowHashed(b *testing.B) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	owners := make([]string, 1000)
+	hs := make([]uint64, len(owners))
+	for i := range owners {
+		owners[i] = "u:" + strconv.Itoa(i)
+		hs[i] = m.Hash(owners[i])
+	}
+	l := Limit{Limit: 1000, Window: time.Second}
+	for i, o := range owners {
+		m.AllowHashed(o, hs[i], l, time.Now())
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1)) * 7919 // each goroutine starts elsewhere in the owners
+		for pb.Next() {
+			j := i % len(owners)
+			m.AllowHashed(owners[j], hs[j], l, time.Now())
 			i++
 		}
 	})

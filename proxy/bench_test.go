@@ -13,6 +13,8 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limiter"
+	"github.com/keygate/keygate/usage"
 )
 
 func BenchmarkTokenCheck(b *testing.B) {
@@ -64,7 +66,10 @@ func benchGates(b *testing.B, s *stack) (plain, full *Gate, token []byte) {
 		}
 	}
 	plain = newGate(GateOptions{})
-	full = newGate(GateOptions{Limiter: s.lim, Recorder: s.rec, Metrics: s.m})
+	// A limiter and recorder on the gate's clock, which it hands them.
+	lim := limiter.NewMemory(limiter.MemoryOptions{})
+	b.Cleanup(func() { lim.Close() })
+	full = newGate(GateOptions{Limiter: lim, Recorder: usage.New(s.store, usage.Options{}), Metrics: s.m})
 	return plain, full, []byte(tok)
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,11 @@ type CacheOptions struct {
 	TTL time.Duration
 	// NegativeTTL is how long an unknown token is remembered; 0 means 5s.
 	NegativeTTL time.Duration
-	// MaxEntries bounds the entries kept (positive and negative); 0 means 100000.
+	// MaxEntries bounds the entries kept (positive and negative); 0 means
+	// 100000. It also sizes the front array of recently used entries (see
+	// Cache): MaxEntries rounded up to a power of two, at most 65536 slots,
+	// which may keep as many entries again alive once the main cache has
+	// evicted them.
 	MaxEntries int64
 	// Limits is the rate limit of each key type (indexed by keys.Type),
 	// used for owners without a limit of their own. The zero Limit is unlimited.
@@ -63,8 +68,18 @@ type Source interface {
 // entry, so a stale entry that lands in ristretto after the change is never
 // served. An entry checked at the current generation is not checked again
 // until the next Invalidate, which keeps the hit path free of map lookups.
+//
+// In front of ristretto sits a direct-mapped array of entries indexed by
+// bits of the token hash: a hit there costs one atomic load instead of
+// ristretto's shard lock and the bookkeeping of its admission policy. A
+// slot holds whatever entry for its index was loaded or found in ristretto
+// last, and is verified exactly like a ristretto hit (the full hash, then
+// valid), so revocation never depends on a slot being cleared.
 type Cache struct {
 	rc     *ristretto.Cache[uint64, *entry]
+	front  []atomic.Pointer[entry] // see fill
+	fmask  uint64                  // len(front)-1
+	closed atomic.Bool             // set by Close: lookups skip front
 	ttl    time.Duration
 	negTTL time.Duration
 	limits [4]limiter.Limit
@@ -109,26 +124,37 @@ type tomb struct {
 	at  int64 // unix ns, to prune tombstones no live entry can predate
 }
 
-// entry is what a token hash resolves to. Apart from validAt it is
-// immutable once stored, and shared by every request using the key.
+// entry is what a token hash resolves to. Apart from validAt and
+// refreshing it is immutable once stored, and shared by every request
+// using the key. What a hit reads comes first, to share cache lines.
 type entry struct {
-	hash    [32]byte
-	id      *keys.Identity // nil: unknown token (negative entry)
-	gen     uint64         // generation read before the store lookup
-	expires int64          // unix ns: load start + TTL
-	validAt atomic.Uint64  // latest generation at which no tombstone applied
+	hash [32]byte
+	id   *keys.Identity // nil: unknown token (negative entry)
+	// staleUntil (unix ns) ends serving the entry at all: expires for
+	// unknown tokens, twice the TTL for known keys (see loadNow).
+	staleUntil int64
+	validAt    atomic.Uint64 // latest generation at which no tombstone applied
 	// refreshAt (unix ns) is when a hit starts a background reload;
 	// refreshing makes it start once.
 	refreshAt  int64
 	refreshing atomic.Bool
-	// staleUntil (unix ns) ends serving the entry at all: expires for
-	// unknown tokens, twice the TTL for known keys (see loadNow).
-	staleUntil int64
-	keyID      string
-	owner      string
-	limit      limiter.Limit
-	quota      keys.Quota
-	hdr        [numIdentityHeaders][]byte // identity header values; nil = header absent
+
+	pre   keys.Precheck // id's rules, worked out once
+	limit limiter.Limit
+	owner string
+	keyID string
+	// hashedBy is the gate whose recorder and limiter computed usageHash
+	// and limitHash (nil: none did); other gates hash keyID and owner
+	// themselves.
+	hashedBy  *hashers
+	usageHash uint64
+	limitHash uint64
+	quota     keys.Quota
+
+	gen     uint64                     // generation read before the store lookup
+	start   int64                      // unix ns when the load began
+	expires int64                      // unix ns: load start + TTL
+	hdr     [numIdentityHeaders][]byte // identity header values; nil = header absent
 }
 
 // Identity header slots, in the order of identityHeaderSuffixes.
@@ -172,6 +198,7 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	}
 	c := &Cache{
 		rc:        rc,
+		front:     make([]atomic.Pointer[entry], frontSlots(opts.MaxEntries)),
 		ttl:       opts.TTL,
 		negTTL:    opts.NegativeTTL,
 		limits:    opts.Limits,
@@ -186,19 +213,40 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		stop:        make(chan struct{}),
 		refreshDone: make(chan struct{}),
 	}
+	c.fmask = uint64(len(c.front) - 1)
 	go c.refresher()
 	c.lastPrune = c.now().UnixNano()
 	return c, nil
+}
+
+// frontSlots is the size of the front array for maxEntries: a power of two,
+// so that a slot is a mask of the hash, and at most 64 Ki slots (512 KiB).
+func frontSlots(maxEntries int64) int {
+	const most = 1 << 16
+	if maxEntries >= most {
+		return most
+	}
+	return 1 << bits.Len64(uint64(max(maxEntries, 1)-1))
 }
 
 // Close releases the cache's background goroutines. Lookups after Close
 // always go to the store.
 func (c *Cache) Close() {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.clearFront()
 		close(c.stop)
 		<-c.refreshDone
 		c.rc.Close()
 	})
+}
+
+// clearFront empties the front array. Nothing depends on it for
+// correctness (every slot hit is verified); it lets the entries go.
+func (c *Cache) clearFront() {
+	for i := range c.front {
+		c.front[i].Store(nil)
+	}
 }
 
 // Invalidate drops whatever c changed: entries of its key ids, of keys owned
@@ -268,13 +316,50 @@ const (
 func (c *Cache) lookup(ctx context.Context, src Source, hash *[32]byte, now time.Time) (*entry, source, error) {
 	k := binary.LittleEndian.Uint64(hash[:8])
 	ns := now.UnixNano()
+	slot := &c.front[k&c.fmask]
+	if e := slot.Load(); e != nil && e.hash == *hash && !c.closed.Load() && c.valid(e, ns) {
+		c.served(src, hash, e, ns)
+		return e, fromCache, nil
+	}
 	if e, ok := c.rc.Get(k); ok && e.hash == *hash && c.valid(e, ns) {
-		if ns >= e.refreshAt && e.id != nil && e.refreshing.CompareAndSwap(false, true) {
-			c.queueRefresh(src, *hash, e) // by value: hash must not escape on the hit path
-		}
+		c.served(src, hash, e, ns)
+		c.fill(slot, e, ns)
 		return e, fromCache, nil
 	}
 	return c.load(ctx, src, hash, now)
+}
+
+// served starts a background reload of e when it is due.
+func (c *Cache) served(src Source, hash *[32]byte, e *entry, ns int64) {
+	if ns >= e.refreshAt && e.id != nil && e.refreshing.CompareAndSwap(false, true) {
+		c.queueRefresh(src, *hash, e) // by value: hash must not escape on the hit path
+	}
+}
+
+// fill puts e, just loaded or found in ristretto, in its front slot unless
+// the slot holds a newer entry for the same hash (a slow load must not
+// replace what a later one stored, as in ristretto's ShouldUpdate), or a
+// usable known key that an unknown token would push out: a flood of
+// unknown tokens must not slow the keys in use. Otherwise the newest
+// entry wins the slot, whatever hash the slot held before.
+func (c *Cache) fill(slot *atomic.Pointer[entry], e *entry, ns int64) {
+	for {
+		cur := slot.Load()
+		switch {
+		case cur == e:
+			return
+		case cur == nil:
+		case cur.hash == e.hash:
+			if cur.gen > e.gen || cur.gen == e.gen && cur.start > e.start {
+				return
+			}
+		case e.id == nil && cur.id != nil && ns < cur.staleUntil:
+			return
+		}
+		if slot.CompareAndSwap(cur, e) {
+			return
+		}
+	}
 }
 
 // staleLocked reports whether a tombstone relevant to e is newer than e:
@@ -404,25 +489,45 @@ func (c *Cache) loadNow(ctx context.Context, src Source, hash *[32]byte, now tim
 	// Invalidate); the TTL bounds only what keygate cannot see.
 	ttl -= time.Duration(rand.Int64N(int64(ttl)/10 + 1))
 	start := now.UnixNano()
-	e := c.newEntry(hash, id, g, start+int64(ttl))
+	var hs *hashers
+	if gs, ok := src.(*gateSource); ok {
+		hs = gs.hs
+	}
+	e := c.newEntry(hash, id, g, start, start+int64(ttl), hs)
 	e.refreshAt, e.staleUntil = start+int64(ttl)*3/4, e.expires
 	keep := ttl
 	if id != nil {
 		e.staleUntil, keep = start+2*int64(ttl), 2*ttl
 	}
-	c.rc.SetWithTTL(binary.LittleEndian.Uint64(hash[:8]), e, 1, keep)
+	k := binary.LittleEndian.Uint64(hash[:8])
+	c.rc.SetWithTTL(k, e, 1, keep)
+	if !c.closed.Load() {
+		c.fill(&c.front[k&c.fmask], e, start)
+	}
 	return e, nil
 }
 
-func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, expires int64) *entry {
-	e := &entry{hash: *hash, id: id, gen: gen, expires: expires}
+// newEntry makes the entry of hash, with the hashes hs computes (hs nil:
+// none).
+func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, start, expires int64, hs *hashers) *entry {
+	e := &entry{hash: *hash, id: id, gen: gen, start: start, expires: expires}
 	e.validAt.Store(gen)
 	if id == nil {
 		return e
 	}
 	k := &id.Key
+	e.pre = id.Precheck()
 	e.keyID = k.ID
 	e.owner = id.Owner()
+	if hs != nil {
+		e.hashedBy = hs
+		if hs.usage != nil {
+			e.usageHash = hs.usage(e.keyID)
+		}
+		if hs.limit != nil {
+			e.limitHash = hs.limit(e.owner)
+		}
+	}
 	if r := id.OwnerRateLimit(); r != nil {
 		e.limit = limiter.Limit{Limit: r.Limit, Window: r.Window}
 	} else if k.Type < keys.Type(len(c.limits)) {

@@ -8,9 +8,12 @@ package proxy
 func (c *Cache) Reset() {
 	now := c.now().UnixNano()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	g := c.gen.Load() + 1
 	c.resetGen = g
 	c.gen.Store(g) // after resetGen, as in Invalidate
 	c.pruneLocked(now)
+	c.mu.Unlock()
+	// Every front slot's entry is stale now, as every other entry is;
+	// dropping them lets them go sooner.
+	c.clearFront()
 }

@@ -37,13 +37,49 @@ type Recorder interface {
 	Record(keyID string, allowed bool)
 }
 
+// hashedRecorder is a Recorder that takes a key id's hash, computed once
+// per cache entry, and the gate's reading of the clock; *usage.Recorder is
+// one. NewGate looks for it, so other Recorders keep the plain Record.
+type hashedRecorder interface {
+	Hash(keyID string) uint64
+	RecordHashed(keyID string, h uint64, allowed bool, now time.Time)
+}
+
+// hashedLimiter is a Limiter that never fails and takes an owner's hash,
+// computed once per cache entry, and the gate's reading of the clock;
+// *limiter.Memory is one. NewGate looks for it, so other Limiters (Redis)
+// keep the plain Allow.
+type hashedLimiter interface {
+	Hash(owner string) uint64
+	AllowHashed(owner string, h uint64, l limiter.Limit, now time.Time) limiter.Result
+}
+
+// hashers compute, once per cache entry, what a gate's recorder and limiter
+// would otherwise hash on every request. Each Gate has its own, and an
+// entry records which one made its hashes, so that a gate never uses
+// hashes another gate's recorder or limiter made (gates may share a Cache).
+type hashers struct {
+	usage func(keyID string) uint64 // nil: the recorder takes no hash
+	limit func(owner string) uint64 // nil: the limiter takes no hash
+}
+
+// gateSource is the Source a Gate looks keys up through: its service, and
+// the hashers its entries are made with (nil: none).
+type gateSource struct {
+	*keys.Service
+	hs *hashers
+}
+
 // GateOptions configure a Gate. Nil fields turn their step off.
 type GateOptions struct {
 	Limiter  Limiter          // nil: no rate limits
 	Quotas   Quotas           // nil: no quotas
 	Recorder Recorder         // nil: usage is not counted
 	Metrics  *metrics.Metrics // nil: nothing is measured
-	// Now returns the time keys expire against; nil means time.Now.
+	// Now returns the time keys expire against; nil means time.Now. The
+	// gate hands its reading to a Recorder or Limiter that takes one
+	// (*usage.Recorder, *limiter.Memory) instead of letting it read the
+	// clock again, so it must be their clock too.
 	Now func() time.Time
 }
 
@@ -53,12 +89,15 @@ type GateOptions struct {
 // endpoint share it. Safe for concurrent use.
 type Gate struct {
 	svc     *keys.Service
+	src     gateSource // svc, as the cache's Source
 	tokens  *keys.Tokens
 	cache   *Cache
 	enabled func(keys.Type) bool
 	limiter Limiter
+	hlim    hashedLimiter // limiter, when it is one
 	quotas  Quotas
 	usage   Recorder
+	hrec    hashedRecorder // usage, when it is one
 	m       *metrics.Metrics
 	now     func() time.Time
 }
@@ -68,8 +107,9 @@ func NewGate(svc *keys.Service, cache *Cache, opts GateOptions) *Gate {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Gate{
+	g := &Gate{
 		svc:     svc,
+		src:     gateSource{Service: svc},
 		tokens:  svc.Tokens(),
 		cache:   cache,
 		enabled: svc.Enabled,
@@ -79,6 +119,17 @@ func NewGate(svc *keys.Service, cache *Cache, opts GateOptions) *Gate {
 		m:       opts.Metrics,
 		now:     opts.Now,
 	}
+	var hs hashers
+	if r, ok := opts.Recorder.(hashedRecorder); ok {
+		g.hrec, hs.usage = r, r.Hash
+	}
+	if l, ok := opts.Limiter.(hashedLimiter); ok {
+		g.hlim, hs.limit = l, l.Hash
+	}
+	if g.hrec != nil || g.hlim != nil {
+		g.src.hs = &hs
+	}
+	return g
 }
 
 // Decision is what the gate's limits said about one request: the rate
@@ -132,7 +183,7 @@ func (g *Gate) check(ctx context.Context, token []byte, cost int64) (*entry, Dec
 	}
 	now := g.now()
 	hash := sha256.Sum256(token)
-	e, from, err := g.cache.lookup(ctx, g.svc, &hash, now)
+	e, from, err := g.cache.lookup(ctx, &g.src, &hash, now)
 	if g.m != nil {
 		switch {
 		case from == fromCache && e.id == nil:
@@ -155,11 +206,17 @@ func (g *Gate) check(ctx context.Context, token []byte, cost int64) (*entry, Dec
 	if e.id == nil {
 		return nil, d, keys.ErrInvalidKey
 	}
-	if err := e.id.Check(now, g.enabled); err != nil {
+	if err := e.pre.Check(now, g.enabled); err != nil {
 		return nil, d, err
 	}
+	// e's hashes are of use only if this gate's recorder and limiter made them.
+	hashed := e.hashedBy != nil && e.hashedBy == g.src.hs
 	d.Rate = limiter.Result{Allowed: true}
-	if g.limiter != nil && !e.limit.Unlimited() {
+	switch {
+	case g.limiter == nil || e.limit.Unlimited():
+	case hashed && g.hlim != nil:
+		d.Rate = g.hlim.AllowHashed(e.owner, e.limitHash, e.limit, now)
+	default:
 		var lerr error
 		d.Rate, lerr = g.limiter.Allow(ctx, e.owner, e.limit)
 		if lerr != nil && g.m != nil {
@@ -172,7 +229,11 @@ func (g *Gate) check(ctx context.Context, token []byte, cost int64) (*entry, Dec
 		d.Quota, _ = g.quotas.Use(ctx, e.owner, e.quota, cost)
 	}
 	allowed := d.Rate.Allowed && d.Quota.Allowed
-	if g.usage != nil {
+	switch {
+	case g.usage == nil:
+	case hashed && g.hrec != nil:
+		g.hrec.RecordHashed(e.keyID, e.usageHash, allowed, now)
+	default:
 		g.usage.Record(e.keyID, allowed)
 	}
 	switch {

@@ -200,13 +200,15 @@ func newStack(t testing.TB, cfg stackConfig) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.lim = limiter.NewMemory(limiter.MemoryOptions{Now: s.clock.Now})
+	// The gate, and what it hands its clock readings to, run on the cache's clock.
+	now := cfg.cache.Now
+	s.lim = limiter.NewMemory(limiter.MemoryOptions{Now: now})
 	t.Cleanup(func() { s.lim.Close() })
-	s.rec = usage.New(s.store, usage.Options{Now: s.clock.Now})
+	s.rec = usage.New(s.store, usage.Options{Now: now})
 	s.m = metrics.New()
-	gopts := GateOptions{Limiter: s.lim, Recorder: s.rec, Metrics: s.m, Now: s.clock.Now}
+	gopts := GateOptions{Limiter: s.lim, Recorder: s.rec, Metrics: s.m, Now: now}
 	if cfg.quotas {
-		s.quotas = quota.New(s.store, quota.Options{Now: s.clock.Now})
+		s.quotas = quota.New(s.store, quota.Options{Now: now})
 		gopts.Quotas = s.quotas
 	}
 	s.gate = NewGate(s.svc, s.cache, gopts)

@@ -144,13 +144,31 @@ func New(sink Sink, opts Options) *Recorder {
 // rate limited. It does not allocate for a key already counted since the
 // last flush. Counts recorded after Close are only written by a later Flush.
 func (r *Recorder) Record(keyID string, allowed bool) {
-	r.record(keyID, allowed, r.now())
+	r.recordHashed(keyID, r.Hash(keyID), allowed, r.now())
+}
+
+// Hash returns the hash of keyID that RecordHashed takes. It is the same
+// for the same keyID for the Recorder's lifetime (and differs between
+// Recorders), so a caller that records one key many times, such as a cache
+// entry, can compute it once.
+func (r *Recorder) Hash(keyID string) uint64 { return maphash.String(r.seed, keyID) }
+
+// RecordHashed is Record at now for a caller that holds keyID's Hash and a
+// reading of the Recorder's clock (Options.Now): it saves hashing keyID and
+// reading the clock again. h must be r.Hash(keyID); any other value could
+// count the key in two places at once.
+func (r *Recorder) RecordHashed(keyID string, h uint64, allowed bool, now time.Time) {
+	r.recordHashed(keyID, h, allowed, now)
 }
 
 func (r *Recorder) record(keyID string, allowed bool, now time.Time) {
+	r.recordHashed(keyID, r.Hash(keyID), allowed, now)
+}
+
+func (r *Recorder) recordHashed(keyID string, h uint64, allowed bool, now time.Time) {
 	t := now.Unix()
 	b := bucket{keyID: keyID, minute: t - t%60}
-	s := r.shardOf(keyID)
+	s := r.shardOf(h)
 	var a, l int64 = 1, 0
 	if !allowed {
 		a, l = 0, 1
@@ -160,8 +178,9 @@ func (r *Recorder) record(keyID string, allowed bool, now time.Time) {
 	s.mu.Unlock()
 }
 
-func (r *Recorder) shardOf(keyID string) *shard {
-	return &r.shards[maphash.String(r.seed, keyID)&(shardCount-1)]
+// shardOf returns the shard of the key whose Hash is h.
+func (r *Recorder) shardOf(h uint64) *shard {
+	return &r.shards[h&(shardCount-1)]
 }
 
 // Flush writes every pending count to the sink in one AddUsage call. When
@@ -203,7 +222,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 // restore adds the counts of a failed batch back to the pending ones.
 func (r *Recorder) restore(batch []keys.UsageCount) {
 	for _, u := range batch {
-		s := r.shardOf(u.KeyID)
+		s := r.shardOf(r.Hash(u.KeyID))
 		s.mu.Lock()
 		s.p.add(bucket{keyID: u.KeyID, minute: u.Minute}, u.Allowed, u.RateLimited)
 		s.mu.Unlock()

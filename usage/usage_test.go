@@ -309,6 +309,47 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestRecordHashed: counts taken through RecordHashed and Record land in
+// one count per (key, minute), also after a failed flush puts them back,
+// and RecordHashed allocates nothing for a key seen this minute.
+func TestRecordHashed(t *testing.T) {
+	sink := newFakeSink()
+	r := New(sink, Options{Now: func() time.Time { return t0 }})
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i)
+	}
+	for _, id := range ids {
+		r.RecordHashed(id, r.Hash(id), true, t0)
+		r.Record(id, false)
+	}
+	sink.setFail(errors.New("store down"))
+	if err := r.Flush(context.Background()); err == nil {
+		t.Fatal("Flush succeeded with a failing sink")
+	}
+	sink.setFail(nil)
+	for _, id := range ids {
+		r.RecordHashed(id, r.Hash(id), true, t0.Add(time.Second))
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.batches[0]); n != len(ids) {
+		t.Fatalf("batch of %d counts, want %d: a key was counted in two places", n, len(ids))
+	}
+	want := make(map[bucket]tally, len(ids))
+	for _, id := range ids {
+		want[bucket{id, t0.Unix()}] = tally{allowed: 2, rateLimited: 1}
+	}
+	got, _ := sink.snapshot()
+	equalTallies(t, got, want)
+
+	id, h := ids[0], r.Hash(ids[0])
+	if n := testing.AllocsPerRun(1000, func() { r.RecordHashed(id, h, true, t0) }); n != 0 {
+		t.Fatalf("RecordHashed allocates %.1f times for a key seen this minute", n)
+	}
+}
+
 // TestRecorderSQLite runs the recorder against the real store.
 func TestRecorderSQLite(t *testing.T) {
 	ctx := context.Background()
@@ -392,6 +433,28 @@ func BenchmarkRecord(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			r.Record(ids[i%len(ids)], i%10 != 0)
+			i++
+		}
+	})
+}
+
+// BenchmarkRecordHashed is BenchmarkRecord with the keys' hashes computed
+// once and the clock read by the caller, as the gate does.
+func BenchmarkRecordHashed(b *testing.B) {
+	r := New(newFakeSink(), Options{})
+	ids := make([]string, 1000)
+	hs := make([]uint64, len(ids))
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i)
+		hs[i] = r.Hash(ids[i])
+		r.Record(ids[i], true)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r.RecordHashed(ids[i%len(ids)], hs[i%len(ids)], i%10 != 0, time.Now())
 			i++
 		}
 	})
