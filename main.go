@@ -242,10 +242,6 @@ func (a *App) Open(ctx context.Context) error {
 			return err
 		}
 	}
-	// In the background, once every change reaches the cache; readiness
-	// waits for it (ops.go).
-	a.startWarm(a.Service, warmReadyWait) // warm.go
-
 	var lim proxy.Limiter
 	quotaOpts := quota.Options{Timeout: cfg.Limiter.Timeout, DenyOnError: cfg.Limiter.OnError == "deny",
 		FlushInterval: cfg.Usage.FlushInterval, Logger: a.Logger, Errors: a.Metrics.LimiterError}
@@ -280,6 +276,10 @@ func (a *App) Open(ctx context.Context) error {
 	a.startWebhooks()
 
 	a.Gate = proxy.NewGate(a.Service, a.Cache, proxy.GateOptions{Limiter: lim, Quotas: a.Quotas, Recorder: a.Usage, Metrics: a.Metrics})
+	// In the background, now that every change reaches the cache (the
+	// cluster listener is up) and the gate that makes its entries exists;
+	// readiness waits for it (ops.go).
+	a.startWarm(func(ctx context.Context, n int) (int, error) { return a.Gate.Warm(ctx, a.Service, n) }, warmReadyWait) // warm.go
 
 	publicURL := cfg.Portal.PublicURL
 	if publicURL == "" {

@@ -145,7 +145,7 @@ func TestWarmReadiness(t *testing.T) {
 			t.Cleanup(cache.Close)
 			a := &App{Config: &cfg, Logger: slog.New(slog.DiscardHandler), Cache: cache}
 			src := blockedSource{release: make(chan struct{})}
-			a.startWarm(src, tc.readyWait)
+			a.startWarm(func(ctx context.Context, n int) (int, error) { return cache.Warm(ctx, src, n) }, tc.readyWait)
 			t.Cleanup(a.stopWarm)
 			c, on := a.warmReadyCheck()
 			if !on {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/admin"
-	"github.com/keygate/keygate/proxy"
 )
 
 // warmReadyWait is the longest a node reports not ready while its cache
@@ -28,11 +27,11 @@ type cacheWarm struct {
 	done      chan struct{} // closed when the warm-up goroutine has returned
 }
 
-// startWarm starts warming the cache with cache.warm_keys keys from src;
-// nothing when it is 0. Readiness waits for it at most readyWait. The
+// startWarm starts warming the cache with cache.warm_keys keys, through
+// fill (the gate's Warm, in serve); nothing when it is 0. Readiness waits for it at most readyWait. The
 // Cache and (for Postgres) the cluster listener must be up, so that no
 // change made meanwhile is missed.
-func (a *App) startWarm(src proxy.WarmSource, readyWait time.Duration) {
+func (a *App) startWarm(fill func(ctx context.Context, n int) (int, error), readyWait time.Duration) {
 	n := a.Config.Cache.WarmKeys
 	if n <= 0 {
 		return
@@ -49,7 +48,7 @@ func (a *App) startWarm(src proxy.WarmSource, readyWait time.Duration) {
 		defer w.markReady()
 		defer timer.Stop()
 		start := time.Now()
-		stored, err := a.Cache.Warm(ctx, src, n)
+		stored, err := fill(ctx, n)
 		if err != nil {
 			a.Logger.Warn("cache warm-up failed; keys not loaded are looked up on first use",
 				"keys", stored, "duration", time.Since(start).Round(time.Millisecond), "err", err)

@@ -35,6 +35,16 @@ const warmWaitEvery = 4096
 // cache serves; a cancelled ctx stops the read, and the filling within
 // warmWaitEvery entries.
 func (c *Cache) Warm(ctx context.Context, src WarmSource, n int) (int, error) {
+	return c.warm(ctx, src, n, nil)
+}
+
+// Warm is Cache.Warm for the gate's cache, with entries made for g (their
+// usage and limiter hashes computed, as g's lookups make them).
+func (g *Gate) Warm(ctx context.Context, src WarmSource, n int) (int, error) {
+	return g.cache.warm(ctx, src, n, g.src.hs)
+}
+
+func (c *Cache) warm(ctx context.Context, src WarmSource, n int, hs *hashers) (int, error) {
 	n = min(n, int(c.rc.MaxCost()))
 	if n <= 0 {
 		return 0, nil
@@ -56,7 +66,7 @@ func (c *Cache) Warm(ctx context.Context, src WarmSource, n int) (int, error) {
 			}
 			c.rc.Wait()
 		}
-		if c.warmOne(id, g, start) {
+		if c.warmOne(id, g, start, hs) {
 			stored++
 		}
 	}
@@ -67,7 +77,7 @@ func (c *Cache) Warm(ctx context.Context, src WarmSource, n int) (int, error) {
 
 // warmOne caches id as loadNow would have at start with generation g. It
 // reports whether the entry was stored.
-func (c *Cache) warmOne(id *keys.Identity, g uint64, start int64) bool {
+func (c *Cache) warmOne(id *keys.Identity, g uint64, start int64, hs *hashers) bool {
 	hash := id.Key.Hash
 	k := binary.LittleEndian.Uint64(hash[:8])
 	if e, ok := c.rc.Get(k); ok && e.hash == hash {
@@ -76,12 +86,16 @@ func (c *Cache) warmOne(id *keys.Identity, g uint64, start int64) bool {
 	// The TTL, jitter and windows of loadNow for a known key.
 	ttl := c.ttl
 	ttl -= time.Duration(rand.Int64N(int64(ttl)/10 + 1))
-	e := c.newEntry(&hash, id, g, start+int64(ttl))
+	e := c.newEntry(&hash, id, g, start, start+int64(ttl), hs)
 	e.refreshAt, e.staleUntil = start+int64(ttl)*3/4, start+2*int64(ttl)
-	if c.rc.SetWithTTL(k, e, 1, 2*ttl) {
-		return true
+	ok := c.rc.SetWithTTL(k, e, 1, 2*ttl)
+	if !ok {
+		// The set buffer was full: let it drain and try once more.
+		c.rc.Wait()
+		ok = c.rc.SetWithTTL(k, e, 1, 2*ttl)
 	}
-	// The set buffer was full: let it drain and try once more.
-	c.rc.Wait()
-	return c.rc.SetWithTTL(k, e, 1, 2*ttl)
+	if ok && !c.closed.Load() {
+		c.fill(&c.front[k&c.fmask], e, start)
+	}
+	return ok
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"sync/atomic"
@@ -254,4 +255,31 @@ func (f fixedSource) RecentIdentities(ctx context.Context, n int) ([]*keys.Ident
 
 func (f fixedSource) Lookup(ctx context.Context, hash [32]byte) (*keys.Identity, error) {
 	return nil, keys.ErrNotFound
+}
+
+// TestGateWarmHashes: entries the gate warms carry its usage and limiter
+// hashes, as its own lookups' do, so warmed keys take the hashed path and
+// their front slots are filled.
+func TestGateWarmHashes(t *testing.T) {
+	s := newStack(t, stackConfig{})
+	s.user("alice", nil)
+	_, tok := s.key(keys.CreateKeyInput{UserID: "alice"})
+	if n, err := s.gate.Warm(context.Background(), &warmSource{svc: s.svc}, 10); err != nil || n != 1 {
+		t.Fatalf("Gate.Warm = %d, %v; want 1 stored", n, err)
+	}
+	h := keys.Hash(tok)
+	k := binary.LittleEndian.Uint64(h[:8])
+	e := s.cache.front[k&s.cache.fmask].Load()
+	if e == nil || e.hash != h {
+		t.Fatal("the warmed entry is not in its front slot")
+	}
+	if e.hashedBy != s.gate.src.hs || e.usageHash != s.rec.Hash(e.keyID) || e.limitHash != s.lim.Hash(e.owner) {
+		t.Errorf("warmed entry hashes: by %p (gate %p), usage %d, limit %d", e.hashedBy, s.gate.src.hs, e.usageHash, e.limitHash)
+	}
+	if _, _, err := s.gate.Check(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if got := storeLookups(t, s); got != 0 {
+		t.Errorf("store lookups = %v, want 0", got)
+	}
 }
