@@ -95,6 +95,11 @@ func TestTransportFraming(t *testing.T) {
 				if r.status != 200 && r.status != 204 && r.status != 101 || string(r.body) != tt.body {
 					t.Fatalf("request %d: status %d, body %.40q (%d bytes); want %.40q", i, r.status, r.body, len(r.body), tt.body)
 				}
+				// A streamed body's connection goes back to the pool when
+				// the server closes the stream, just after the client has
+				// read the last byte: give it that moment, or the second
+				// request may find the pool empty and dial.
+				time.Sleep(50 * time.Millisecond)
 			}
 			want := int64(2)
 			if tt.reuse {
