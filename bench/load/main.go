@@ -28,6 +28,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "d", 10*time.Second, "duration (always bounds the run)")
 	flag.Uint64Var(&cfg.Requests, "n", 0, "stop after this many requests (go only; 0: duration only)")
 	flag.Float64Var(&cfg.Rate, "rate", 0, "open loop at this many req/s in all (go only; 0: closed loop)")
+	flag.BoolVar(&cfg.PerSecond, "per-second", false, "also print the p99 of every second (go only)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout")
 	flag.StringVar(&tool, "tool", "go", "go or wrk")
 	flag.Parse()
@@ -72,5 +73,12 @@ func run(cfg loadgen.Config, keysPath, tool string) error {
 	}
 	fmt.Printf("tool %s: %d requests in %v, %.0f req/s, non-2xx %d, errors %d\n", res.Tool, res.Requests, res.Elapsed.Round(time.Millisecond), res.RPS(), res.Non2xx, res.Errors)
 	fmt.Printf("latency p50 %v  p99 %v  p99.9 %v  max %v\n", res.P50, res.P99, res.P999, res.Max)
+	if len(res.Seconds) > 0 {
+		fmt.Print("p99 of every second, ms:")
+		for _, d := range res.Seconds {
+			fmt.Printf(" %.1f", float64(d)/float64(time.Millisecond))
+		}
+		fmt.Println()
+	}
 	return nil
 }
