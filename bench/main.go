@@ -33,6 +33,7 @@ type options struct {
 	perSecond   bool   // print each fixed-rate run's per-second p99s
 	against     string // keygate, bare or echo
 	keygateBin  string
+	baseline    string // a second keygate binary, measured beside the first
 	nKeys       int
 	flood       time.Duration
 	floodKeys   int
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&o.load, "load", "auto", "load generator: auto (wrk when installed, else go), wrk or go")
 	flag.StringVar(&o.against, "against", "keygate", "what joins the minimal and bare proxies: keygate (and the peers), bare (a second bare proxy: harness self-test) or echo (the upstream, direct)")
 	flag.StringVar(&o.keygateBin, "keygate-bin", "", "prebuilt keygate binary (default: go build the repository root)")
+	flag.StringVar(&o.baseline, "baseline-bin", "", "another keygate binary (an earlier build) measured as target \"baseline\" in the same run, on the same database and keys")
 	flag.IntVar(&o.nKeys, "keys", 1000, "valid keys (one per owner) in the pool")
 	flag.DurationVar(&o.flood, "flood", 5*time.Second, "length of each bad-key flood (keygate only; 0 skips)")
 	flag.IntVar(&o.floodKeys, "flood-keys", 1000, "distinct tokens in each flood")
@@ -200,6 +202,17 @@ func run(ctx context.Context, o options) error {
 		if o.coldStart {
 			other.restart = func(ctx context.Context) (int, error) { return e.restartKeygate(ctx, kg) }
 		}
+		if o.baseline != "" {
+			base, err := e.startBaseline(ctx, kg)
+			if err != nil {
+				return err
+			}
+			t := target{name: "baseline", url: "http://" + base.conf.proxyAddr + "/", pgid: base.p.pid()}
+			if o.coldStart {
+				t.restart = func(ctx context.Context) (int, error) { return e.restartKeygate(ctx, base) }
+			}
+			ts = append(ts, t)
+		}
 	case "bare":
 		addr, err := e.startBare(ctx, "bare2")
 		if err != nil {
@@ -338,6 +351,8 @@ func (e *env) startBare(ctx context.Context, name string) (string, error) {
 
 // keygateRun is a started keygate and how to reach it.
 type keygateRun struct {
+	name  string // process name: keygate or baseline
+	bin   string
 	p     *proc
 	conf  keygateConf
 	admin *admin
@@ -373,7 +388,7 @@ func (e *env) startMainKeygate(ctx context.Context) (*keygateRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	kg := &keygateRun{p: p, conf: c, admin: newAdmin(c.adminAddr, c.adminToken)}
+	kg := &keygateRun{name: "keygate", bin: e.bins["keygate"], p: p, conf: c, admin: newAdmin(c.adminAddr, c.adminToken)}
 	fmt.Fprintf(os.Stderr, "# keygate serving in %v, ready in %v; seeding %d users with one personal key each\n", up.Round(time.Millisecond), ready.Round(time.Millisecond), e.o.nKeys)
 	t0 := time.Now()
 	if e.tokens, err = kg.admin.seedUsers(ctx, e.o.nKeys); err != nil {
@@ -386,11 +401,30 @@ func (e *env) startMainKeygate(ctx context.Context) (*keygateRun, error) {
 	return kg, nil
 }
 
-// restartKeygate stops keygate and starts it again on the same config and
+// startBaseline starts the -baseline-bin keygate on main's database (SQLite
+// takes two processes), on ports of its own, so that both builds serve the
+// same keys.
+func (e *env) startBaseline(ctx context.Context, main *keygateRun) (*keygateRun, error) {
+	c, err := e.newKeygateConf("baseline")
+	if err != nil {
+		return nil, err
+	}
+	c.dbPath = main.conf.dbPath
+	kg := &keygateRun{name: "baseline", bin: e.o.baseline, conf: c}
+	if kg.p, _, _, err = startKeygate(ctx, e.ps, kg.name, kg.bin, e.dir, c); err != nil {
+		return nil, err
+	}
+	if err := checkKeygate(ctx, "http://"+c.proxyAddr+"/", e.tokens[0]); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	return kg, nil
+}
+
+// restartKeygate stops a keygate and starts it again on the same config and
 // database: the same keys and ports, empty caches.
 func (e *env) restartKeygate(ctx context.Context, kg *keygateRun) (int, error) {
 	kg.p.stop(5 * time.Second)
-	p, _, _, err := startKeygate(ctx, e.ps, "keygate", e.bins["keygate"], e.dir, kg.conf)
+	p, _, _, err := startKeygate(ctx, e.ps, kg.name, kg.bin, e.dir, kg.conf)
 	if err != nil {
 		return 0, err
 	}
