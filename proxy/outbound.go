@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -34,7 +36,7 @@ var (
 func (p *Proxy) appendHead(b []byte, ctx *fasthttp.RequestCtx, rw *rewriter, u *upstream, e *entry) []byte {
 	req := &ctx.Request
 	h := &req.Header
-	uri := h.RequestURI()
+	uri := upstreamURI(h.RequestURI())
 
 	b = append(b, h.Method()...)
 	b = append(b, ' ')
@@ -117,6 +119,26 @@ func (p *Proxy) appendHead(b []byte, ctx *fasthttp.RequestCtx, rw *rewriter, u *
 	}
 	return append(b, crlf...)
 }
+
+// upstreamURI is the request URI as it goes upstream: without a fragment,
+// which a request target may not carry (RFC 9112 §3.2) and which an upstream
+// could read as part of the path, after the public-path check saw only what
+// came before it; and without an empty query's lone "?". fasthttp's client
+// did the same before keygate wrote the head itself.
+func upstreamURI(uri []byte) []byte {
+	if i := bytes.IndexByte(uri, '#'); i >= 0 {
+		uri = uri[:i]
+	}
+	if n := len(uri); n > 1 && uri[n-1] == '?' {
+		uri = uri[:n-1]
+	}
+	if len(uri) == 0 {
+		return slash
+	}
+	return uri
+}
+
+var slash = []byte("/")
 
 // appendHeader appends "k: v\r\n". Values come from fasthttp's parser, which
 // joins folded lines and refuses control characters, or from keygate.

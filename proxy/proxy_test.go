@@ -470,6 +470,31 @@ func TestPathAndQueryFidelity(t *testing.T) {
 	}
 }
 
+// TestUpstreamURIFragment: a fragment never reaches the upstream, which
+// could otherwise read it as part of a path the public-path check did not
+// see; nor does an empty query's lone "?".
+func TestUpstreamURIFragment(t *testing.T) {
+	s := newStack(t, stackConfig{proxy: Options{PublicPaths: []string{"/public/**"}}})
+	_, tok := s.key(keys.CreateKeyInput{})
+	for _, tc := range []struct{ uri, want string }{
+		{"/a?q=1#frag", "/a?q=1"},
+		{"/a#frag?q=1", "/a"},
+		{"/a?", "/a"},
+		{"/a?#f", "/a"},
+		{"/public#/../admin", "/public"},
+	} {
+		e := expectOK(t, s.get(t, tc.uri, bearerHeader(tok)))
+		if e.RequestURI != tc.want {
+			t.Errorf("%s: upstream got %q, want %q", tc.uri, e.RequestURI, tc.want)
+		}
+	}
+	// Without a key: the public path passes, and its fragment is gone.
+	e := expectOK(t, s.get(t, "/public#/../admin"))
+	if e.RequestURI != "/public" {
+		t.Errorf("public path: upstream got %q, want /public", e.RequestURI)
+	}
+}
+
 func TestCredentialStripping(t *testing.T) {
 	tests := []struct {
 		name    string
