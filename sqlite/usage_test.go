@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -377,5 +378,14 @@ func TestUsageAllKeys(t *testing.T) {
 	points, total := mustUsage(t, s, keys.UsageQuery{From: base, To: base + 7200, Interval: "hour"})
 	if total != 10 || len(points) != 2 || points[0].Allowed != 7 || points[0].RateLimited != 1 || points[1].RateLimited != 2 {
 		t.Fatalf("all keys: total %d, points %+v", total, points)
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "0123abcdef", `a"b\c`, "tab\tnl\ncr\r\x00\x1f", "café ✓"} {
+		var got string
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil || got != s {
+			t.Errorf("appendJSONString(%q) = %s: decodes to %q, %v", s, appendJSONString(nil, s), got, err)
+		}
 	}
 }
