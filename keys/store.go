@@ -87,11 +87,13 @@ type KeyReader interface {
 	// has this hash. It applies no rule (see Identity.Check).
 	LookupHash(ctx context.Context, hash [32]byte) (*Identity, error)
 	// RecentIdentities returns, in one bulk read, the identities of up to
-	// limit keys that are not archived, each exactly as LookupHash returns
-	// it: the keys used most recently first (LastUsedAt descending), then the
-	// keys never used, and keys with equal LastUsedAt, newest first (ListKeys'
-	// order). It warms a cache at start. It applies no other rule (expired
-	// keys and blocked owners are included). limit ≤ 0 returns none. Never nil.
+	// limit keys that are not archived and have been used, each exactly as
+	// LookupHash returns it: the keys used most recently first (LastUsedAt
+	// descending; equal ones newest first, ListKeys' order). Keys never used
+	// are left out: traffic has not asked for them, and a store of a million
+	// new keys would otherwise fill a warming cache with guesses. It warms a
+	// cache at start. It applies no other rule (expired keys and blocked
+	// owners are included). limit ≤ 0 returns none. Never nil.
 	RecentIdentities(ctx context.Context, limit int) ([]*Identity, error)
 	// GetKey returns the key with id.
 	GetKey(ctx context.Context, id string) (*Key, error)

@@ -183,8 +183,8 @@ const lookupQuery = identityQuery + `
 // partial index api_keys_recent (migration 0004), so Postgres reads the
 // first LIMIT entries of the index instead of sorting every key.
 const recentQuery = identityQuery + `
-	WHERE k.archived_at IS NULL
-	ORDER BY k.last_used_at DESC NULLS LAST, k.seq DESC
+	WHERE k.archived_at IS NULL AND k.last_used_at IS NOT NULL
+	ORDER BY k.last_used_at DESC, k.seq DESC
 	LIMIT $1`
 
 // LookupHash resolves a token hash to its identity in one query.

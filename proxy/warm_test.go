@@ -36,6 +36,23 @@ func (w *warmSource) RecentIdentities(ctx context.Context, n int) ([]*keys.Ident
 	return ids, err
 }
 
+// useAll marks every key of s used (a usage count in the current minute),
+// as traffic would have before a restart: the warm-up reads used keys only.
+func useAll(t *testing.T, s *stack) {
+	t.Helper()
+	ks, _, err := s.store.ListKeys(context.Background(), keys.KeyFilter{Status: "all", Limit: 1000}, s.clock.Now().Unix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]keys.UsageCount, 0, len(ks))
+	for _, k := range ks {
+		counts = append(counts, keys.UsageCount{KeyID: k.ID, Minute: s.clock.Now().Unix(), Allowed: 1})
+	}
+	if err := s.store.AddUsage(context.Background(), counts); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // lookupFrom looks h up and reports where the entry came from.
 func lookupFrom(t *testing.T, s *stack, src Source, tok string) (*entry, source) {
 	t.Helper()
@@ -58,6 +75,7 @@ func TestWarm(t *testing.T) {
 	_, personal := s.key(keys.CreateKeyInput{UserID: "alice", Metadata: []byte(`{"plan":"pro"}`)})
 	_, org := s.key(keys.CreateKeyInput{OrgID: "acme", UserID: "alice"})
 	_, generic := s.key(keys.CreateKeyInput{})
+	useAll(t, s)
 	toks := []string{personal, org, generic}
 
 	src := &warmSource{svc: s.svc}
@@ -133,6 +151,7 @@ func TestWarmRevocation(t *testing.T) {
 			s := newStack(t, stackConfig{cache: CacheOptions{TTL: time.Hour}})
 			revoked, revokedTok := s.key(keys.CreateKeyInput{})
 			_, keptTok := s.key(keys.CreateKeyInput{})
+			useAll(t, s)
 			revoke := func() {
 				if tc.reset {
 					s.cache.Reset()
@@ -187,6 +206,7 @@ func TestWarmLimits(t *testing.T) {
 		s.key(keys.CreateKeyInput{})
 	}
 	_, newest := s.key(keys.CreateKeyInput{})
+	useAll(t, s)
 	src := &warmSource{svc: s.svc}
 	for _, n := range []int{0, -5} {
 		if got, err := s.cache.Warm(context.Background(), src, n); got != 0 || err != nil {
@@ -264,6 +284,7 @@ func TestGateWarmHashes(t *testing.T) {
 	s := newStack(t, stackConfig{})
 	s.user("alice", nil)
 	_, tok := s.key(keys.CreateKeyInput{UserID: "alice"})
+	useAll(t, s)
 	if n, err := s.gate.Warm(context.Background(), &warmSource{svc: s.svc}, 10); err != nil || n != 1 {
 		t.Fatalf("Gate.Warm = %d, %v; want 1 stored", n, err)
 	}

@@ -177,7 +177,7 @@ const lookupQuery = identityQuery + `
 // backwards and stops after LIMIT rows instead of sorting every key; in
 // SQLite NULL sorts lowest, so never-used keys come after used ones.
 const recentQuery = identityQuery + `
-	WHERE k.archived_at IS NULL
+	WHERE k.archived_at IS NULL AND k.last_used_at IS NOT NULL
 	ORDER BY k.last_used_at DESC, k.seq DESC
 	LIMIT ?`
 
