@@ -154,7 +154,7 @@ type entry struct {
 	gen     uint64                     // generation read before the store lookup
 	start   int64                      // unix ns when the load began
 	expires int64                      // unix ns: load start + TTL
-	hdr     [numIdentityHeaders][]byte // identity header values; nil = header absent
+	hdr     [numIdentityHeaders]string // identity header values; "" = header absent (strings: 16 bytes a slot, not 24)
 }
 
 // Identity header slots, in the order of identityHeaderSuffixes.
@@ -557,14 +557,15 @@ func (c *Cache) newEntry(hash *[32]byte, id *keys.Identity, gen uint64, start, e
 	if len(meta) == 0 {
 		meta = []byte("{}")
 	}
-	e.hdr[hdrMetadata] = appendASCIIJSON(make([]byte, 0, len(meta)), meta)
+	m := appendASCIIJSON(make([]byte, 0, len(meta)), meta)
+	e.hdr[hdrMetadata] = unsafe.String(unsafe.SliceData(m), len(m)) // m is not written again
 	return e
 }
 
 // headerValue makes s safe as a header value: control characters, which
 // could end the header or split it, become spaces. Other bytes (UTF-8 in
 // an email or org name) pass as they are.
-func headerValue(s string) []byte {
+func headerValue(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
 			b := []byte(s)
@@ -573,12 +574,10 @@ func headerValue(s string) []byte {
 					b[j] = ' '
 				}
 			}
-			return b
+			return string(b)
 		}
 	}
-	// Clean: share the string's bytes instead of copying them (most entries'
-	// values are). Header values are only ever read.
-	return unsafe.Slice(unsafe.StringData(s), len(s))
+	return s
 }
 
 // appendASCIIJSON appends the JSON text src to dst with every non-ASCII

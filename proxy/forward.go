@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -106,7 +107,7 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *reqState) metrics.Result
 	for i, name := range p.idNames {
 		var v []byte
 		if d.e != nil {
-			v = d.e.hdr[i]
+			v = unsafe.Slice(unsafe.StringData(d.e.hdr[i]), len(d.e.hdr[i])) // only read
 		}
 		resp.Header.SetCanonical(name, v)
 	}

@@ -174,7 +174,7 @@ func FuzzRewriteHeaders(f *testing.F) {
 	}
 	e := &entry{}
 	for i := range e.hdr {
-		e.hdr[i] = []byte("v" + identityHeaderSuffixes[i])
+		e.hdr[i] = "v" + identityHeaderSuffixes[i]
 	}
 	f.Fuzz(func(t *testing.T, block string) {
 		var req fasthttp.Request

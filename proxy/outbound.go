@@ -78,8 +78,11 @@ func (p *Proxy) appendHead(b []byte, ctx *fasthttp.RequestCtx, rw *rewriter, u *
 
 	if e != nil {
 		for i, v := range e.hdr {
-			if v != nil {
-				b = appendHeader(b, p.idNames[i], v)
+			if v != "" {
+				b = append(b, p.idNames[i]...)
+				b = append(b, colonSpace...)
+				b = append(b, v...)
+				b = append(b, crlf...)
 			}
 		}
 	}
