@@ -17,8 +17,9 @@ import (
 // the upstream closes), stream.
 const bufferMaxBytes = 64 << 10
 
-// transport is the upstream round trip (a fasthttp.RoundTripper). It does
-// what fasthttp's own does, with less work per request:
+// transport is the upstream round trip, on connections from a HostClient's
+// pool (upstream.do calls it). It does what fasthttp's own does, with less
+// work per request:
 //
 //   - A response whose Content-Length is known and at most bufferMaxBytes is
 //     read whole into the response, and the connection goes back to the pool
@@ -36,20 +37,14 @@ type transport struct {
 	chunks  sync.Pool     // *[]byte, read buffers of chunked request bodies
 }
 
-func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
-	return t.exchange(hc, req, resp, nil)
-}
-
 // exchange is one round trip on a pooled connection. The request goes out
-// as head (see appendHead) and req's body, or, with a nil head, as req.Write
-// writes it. retry reports a failure before any response came, on a
-// connection that may have been stale.
+// as head (see appendHead) and req's body. retry reports a failure before
+// any response came, on a connection that may have been stale.
 func (t *transport) exchange(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, head []byte) (retry bool, err error) {
 	skipBody := resp.SkipBody || req.Header.IsHead()
-	// A head from appendHead never asks the upstream to close: the client's
-	// Connection header is about the client's connection only.
-	reqClose := head == nil && req.ConnectionClose()
-	cc, err := hc.AcquireConn(t.timeout, reqClose)
+	// The head never asks the upstream to close: the client's Connection
+	// header is about the client's connection only.
+	cc, err := hc.AcquireConn(t.timeout, false)
 	if err != nil {
 		return false, err
 	}
@@ -60,11 +55,7 @@ func (t *transport) exchange(hc *fasthttp.HostClient, req *fasthttp.Request, res
 	}
 
 	bw := hc.AcquireWriter(conn)
-	if head == nil {
-		err = req.Write(bw)
-	} else {
-		err = t.writeRequest(bw, req, head)
-	}
+	err = t.writeRequest(bw, req, head)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -82,7 +73,7 @@ func (t *transport) exchange(hc *fasthttp.HostClient, req *fasthttp.Request, res
 	}
 	status := resp.StatusCode()
 	// After a 101 the connection speaks another protocol: never pool it.
-	closeConn := reqClose || resp.ConnectionClose() || status == fasthttp.StatusSwitchingProtocols
+	closeConn := resp.ConnectionClose() || status == fasthttp.StatusSwitchingProtocols
 	if skipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		resp.SkipBody = true
 		hc.ReleaseReader(br)

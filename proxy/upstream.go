@@ -64,22 +64,14 @@ func newUpstream(raw string, opts Options) (*upstream, error) {
 			}
 			return &deadlineConn{Conn: c}, nil
 		},
-		// The transport bounds the whole exchange by UpstreamTimeout and
-		// streams only bodies that need it (see transport).
-		Transport:                up.t, // for fasthttp's own callers; the proxy calls do
+		// Only the pool is fasthttp's: upstream.do and the transport make
+		// the exchange, bounded by UpstreamTimeout, and do retries.
 		MaxConns:                 opts.MaxConnsPerUpstream,
 		MaxConnWaitTimeout:       opts.UpstreamTimeout,
 		MaxIdleConnDuration:      opts.IdleTimeout,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 		SecureErrorLogMessage:    true,
-		// One retry, only of a safe request whose reused connection had gone
-		// stale; a request with a streamed body is never retried.
-		MaxIdemponentCallAttempts: 2,
-		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
-			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
-			return false, safe && !errors.Is(err, fasthttp.ErrTimeout)
-		},
 	}
 	return up, nil
 }
