@@ -473,38 +473,56 @@ func (c *Cache) loadNow(ctx context.Context, src Source, hash *[32]byte, now tim
 	// after this point bumps it, so the entry is checked against it.
 	g := c.gen.Load()
 	id, err := src.Lookup(ctx, *hash)
-	ttl := c.ttl
 	switch {
 	case errors.Is(err, keys.ErrNotFound):
-		id, ttl = nil, c.negTTL
+		id = nil
 	case err != nil:
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
-	// Up to 10% off the TTL, so that keys loaded together (at start, after a
-	// burst) do not all come due together. From 3/4 of its TTL on, a hit
-	// reloads a known key in the background; until twice its TTL the entry
-	// is still served meanwhile (stale-while-revalidate, as Unkey does), so
-	// a key that was idle for a while does not make its next request wait
-	// for the store. Changes made through keygate are immediate anyway (see
-	// Invalidate); the TTL bounds only what keygate cannot see.
-	ttl -= time.Duration(rand.Int64N(int64(ttl)/10 + 1))
-	start := now.UnixNano()
 	var hs *hashers
 	if gs, ok := src.(*gateSource); ok {
 		hs = gs.hs
 	}
+	e, keep := c.timedEntry(hash, id, g, now.UnixNano(), hs)
+	c.store(e, keep)
+	return e, nil
+}
+
+// timedEntry makes the entry of hash loaded at start (unix ns) with its
+// time windows, and returns how long ristretto should keep it. Up to 10% is
+// taken off the TTL, so that keys loaded together (at start, after a burst)
+// do not all come due together. From 3/4 of its TTL on, a hit reloads a
+// known key in the background; until twice its TTL the entry is still
+// served meanwhile (stale-while-revalidate, as Unkey does), so a key that
+// was idle for a while does not make its next request wait for the store.
+// Changes made through keygate are immediate anyway (see Invalidate); the
+// TTL bounds only what keygate cannot see.
+func (c *Cache) timedEntry(hash *[32]byte, id *keys.Identity, g uint64, start int64, hs *hashers) (*entry, time.Duration) {
+	ttl := c.ttl
+	if id == nil {
+		ttl = c.negTTL
+	}
+	ttl -= time.Duration(rand.Int64N(int64(ttl)/10 + 1))
 	e := c.newEntry(hash, id, g, start, start+int64(ttl), hs)
 	e.refreshAt, e.staleUntil = start+int64(ttl)*3/4, e.expires
 	keep := ttl
 	if id != nil {
 		e.staleUntil, keep = start+2*int64(ttl), 2*ttl
 	}
-	k := binary.LittleEndian.Uint64(hash[:8])
-	c.rc.SetWithTTL(k, e, 1, keep)
-	if !c.closed.Load() {
-		c.fill(&c.front[k&c.fmask], e, start)
+	return e, keep
+}
+
+// store puts e in ristretto for keep and in its front slot. It reports
+// false when ristretto dropped the set (its buffer was full).
+func (c *Cache) store(e *entry, keep time.Duration) bool {
+	k := binary.LittleEndian.Uint64(e.hash[:8])
+	if !c.rc.SetWithTTL(k, e, 1, keep) {
+		return false
 	}
-	return e, nil
+	if !c.closed.Load() {
+		c.fill(&c.front[k&c.fmask], e, e.start)
+	}
+	return true
 }
 
 // newEntry makes the entry of hash, with the hashes hs computes (hs nil:

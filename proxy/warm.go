@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"github.com/keygate/keygate/keys"
 )
@@ -83,19 +81,11 @@ func (c *Cache) warmOne(id *keys.Identity, g uint64, start int64, hs *hashers) b
 	if e, ok := c.rc.Get(k); ok && e.hash == hash {
 		return false // loaded by a request since Warm began: as new as this
 	}
-	// The TTL, jitter and windows of loadNow for a known key.
-	ttl := c.ttl
-	ttl -= time.Duration(rand.Int64N(int64(ttl)/10 + 1))
-	e := c.newEntry(&hash, id, g, start, start+int64(ttl), hs)
-	e.refreshAt, e.staleUntil = start+int64(ttl)*3/4, start+2*int64(ttl)
-	ok := c.rc.SetWithTTL(k, e, 1, 2*ttl)
-	if !ok {
-		// The set buffer was full: let it drain and try once more.
-		c.rc.Wait()
-		ok = c.rc.SetWithTTL(k, e, 1, 2*ttl)
+	e, keep := c.timedEntry(&hash, id, g, start, hs)
+	if c.store(e, keep) {
+		return true
 	}
-	if ok && !c.closed.Load() {
-		c.fill(&c.front[k&c.fmask], e, start)
-	}
-	return ok
+	// The set buffer was full: let it drain and try once more.
+	c.rc.Wait()
+	return c.store(e, keep)
 }
